@@ -1,0 +1,37 @@
+"""kerasbert: BERT-family models for Keras 3, reading every checkpoint format users have.
+
+Importing kerasbert selects the JAX backend when ``KERAS_BACKEND`` is unset; an explicit
+choice is never overridden.
+
+Example:
+
+>>> import kerasbert
+>>> model = kerasbert.build_transformer_model(
+...     {"vocab_size": 100, "hidden_size": 8, "num_hidden_layers": 1,
+...      "num_attention_heads": 2, "intermediate_size": 16})
+>>> model.output.shape
+(None, None, 8)
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from kerasbert.errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    KerasBertError,
+    WeightLoadingError,
+)
+from kerasbert.models import build_transformer_model  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "KerasBertError",
+    "WeightLoadingError",
+    "build_transformer_model",
+    "__version__",
+]

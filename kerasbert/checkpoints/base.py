@@ -1,0 +1,173 @@
+"""The Checkpoint abstraction: canonical (Google TF) names -> lazily read numpy arrays.
+
+Every format reader subclasses :class:`Checkpoint`. A reader lists its variables as
+:class:`Entry` objects under their *source* names; ``names.translate`` maps those to the
+canonical Google names (``bert/encoder/layer_0/attention/self/query/kernel``) that every
+model's variable mapping speaks, noting where a tensor must be transposed on the way
+(torch ``Linear`` weights are stored ``(out, in)``, TF kernels ``(in, out)``).
+"""
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+
+from kerasbert.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored variable: where it is, its stored shape and dtype.
+
+    Attributes:
+        source_name: the name in the file (e.g. ``bert.embeddings.word_embeddings.weight``).
+        shape: the stored shape.
+        dtype: the stored numpy dtype name.
+        transpose: whether the canonical variable is the transpose of the stored one.
+    """
+
+    source_name: str
+    shape: tuple
+    dtype: str
+    transpose: bool = False
+
+    @property
+    def canonical_shape(self):
+        return tuple(reversed(self.shape)) if self.transpose else tuple(self.shape)
+
+
+class Checkpoint:
+    """A read-only view of a checkpoint under canonical Google TF variable names.
+
+    Subclasses set ``format`` and fill ``self._entries`` (canonical name -> Entry), and
+    implement ``_read(entry)`` returning the stored array. Arrays are read only when asked
+    for, one at a time, so loading holds about one copy of the weights.
+
+    Example:
+
+    >>> import numpy as np
+    >>> ckpt = ArrayCheckpoint({"bert/pooler/dense/bias": np.zeros(4, "float32")})
+    >>> ckpt.shape("bert/pooler/dense/bias"), "bert/pooler/dense/bias" in ckpt
+    ((4,), True)
+    """
+
+    format = "unknown"
+
+    def __init__(self, path):
+        self.path = path
+        self._entries = {}
+        self.ignored_names = []  # source names that map to nothing (e.g. position_ids)
+
+    # -- queries -------------------------------------------------------------------------
+    def names(self):
+        """Canonical names of the stored variables, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name):
+        return name in self._entries
+
+    def __len__(self):
+        return len(self._entries)
+
+    def entry(self, name):
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise CheckpointError(
+                f"Variable {name!r} is not in checkpoint {self.path!r}{self.suggest(name)}."
+            ) from None
+
+    def shape(self, name):
+        """Canonical shape of a variable, without reading it."""
+        return self.entry(name).canonical_shape
+
+    def dtype(self, name):
+        return self.entry(name).dtype
+
+    def suggest(self, name, n=3):
+        """A ``"; nearest names: ..."`` hint for a name that is not here (or '')."""
+        close = difflib.get_close_matches(name, self._entries, n=n, cutoff=0.5)
+        return f"; nearest names in the checkpoint: {close}" if close else ""
+
+    def read(self, name):
+        """Read one variable as a numpy array in canonical layout."""
+        entry = self.entry(name)
+        try:
+            array = np.asarray(self._read(entry))
+        except CheckpointError:
+            raise
+        except Exception as e:  # a reader library's own error: corrupt or truncated data
+            raise CheckpointError(
+                f"Could not read variable {entry.source_name!r} from {self.path!r} ({e}); "
+                "the file may be truncated or corrupt: download or convert it again."
+            ) from None
+        if tuple(array.shape) != tuple(entry.shape):
+            raise CheckpointError(
+                f"Variable {entry.source_name!r} in {self.path!r} reads as shape {array.shape} "
+                f"but the file's header says {entry.shape}; the file is corrupt."
+            )
+        return array.T if entry.transpose else array
+
+    def num_parameters(self):
+        return int(sum(int(np.prod(e.shape)) for e in self._entries.values()))
+
+    def close(self):
+        """Release open files (readers that keep none need not override)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.format} {self.path!r}: {len(self)} variables>"
+
+    # -- for subclasses ----------------------------------------------------------------
+    def _read(self, entry):
+        raise NotImplementedError
+
+    def _add_translated(self, source_entries, translate):
+        """Fill ``_entries`` from source-named entries using a name translation function.
+
+        ``translate(source_name)`` returns ``(canonical_name, transpose)`` or None for
+        variables that belong to no model weight (buffers, tied copies).
+        """
+        for entry in source_entries:
+            result = translate(entry.source_name)
+            if result is None:
+                self.ignored_names.append(entry.source_name)
+                continue
+            canonical, transpose = result
+            if len(entry.shape) != 2:
+                transpose = False
+            self._entries[canonical] = Entry(
+                entry.source_name, tuple(entry.shape), entry.dtype, transpose
+            )
+
+
+class ArrayCheckpoint(Checkpoint):
+    """A checkpoint held in memory: a dict of canonical name -> array.
+
+    Args:
+        arrays: mapping of canonical Google names to numpy arrays.
+        path: a label used in messages.
+
+    Example:
+
+    >>> import numpy as np
+    >>> ArrayCheckpoint({"a": np.ones(2)}).read("a").tolist()
+    [1.0, 1.0]
+    """
+
+    format = "arrays"
+
+    def __init__(self, arrays, path="<arrays>"):
+        super().__init__(path)
+        self._arrays = dict(arrays)
+        for name, value in self._arrays.items():
+            value = np.asarray(value)
+            self._entries[name] = Entry(name, tuple(value.shape), value.dtype.name)
+
+    def _read(self, entry):
+        return self._arrays[entry.source_name]

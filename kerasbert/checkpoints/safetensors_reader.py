@@ -1,0 +1,92 @@
+"""Reader of HF ``model.safetensors`` files, single or sharded (``*.index.json``)."""
+
+import json
+import os
+
+from safetensors import SafetensorError, safe_open
+
+from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.names import hf_bert
+from kerasbert.errors import CheckpointError
+
+
+def _open(path):
+    try:
+        return safe_open(path, framework="numpy")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path!r} is not a readable safetensors file ({e}); it may be truncated or "
+            "corrupt: download or convert it again."
+        ) from None
+
+
+class SafetensorsCheckpoint(Checkpoint):
+    """HF safetensors weights under canonical names, read lazily through memory maps.
+
+    Args:
+        path: a ``.safetensors`` file or a ``model.safetensors.index.json`` shard index.
+        translate: source-name -> (canonical name, transpose) function; HF BERT names by
+            default.
+
+    Example (writing a one-tensor file first):
+
+    >>> import numpy as np, tempfile, os
+    >>> from safetensors.numpy import save_file
+    >>> p = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> save_file({"bert.pooler.dense.bias": np.zeros(4, "float32")}, p)
+    >>> SafetensorsCheckpoint(p).names()
+    ['bert/pooler/dense/bias']
+    """
+
+    format = "safetensors"
+
+    def __init__(self, path, translate=hf_bert):
+        super().__init__(path)
+        self._files = {}
+        if path.endswith(".json"):
+            shard_of = self._read_index(path)
+        else:
+            shard_of = None
+        sources = []
+        for file in sorted(set(shard_of.values())) if shard_of else [path]:
+            handle = _open(file)
+            self._files[file] = handle
+            for name in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
+                if shard_of is not None and shard_of.get(name) != file:
+                    continue
+                view = handle.get_slice(name)
+                sources.append(Entry(name, tuple(view.get_shape()), view.get_dtype()))
+        self._file_of = shard_of or {e.source_name: path for e in sources}
+        if shard_of:
+            missing = sorted(set(shard_of) - {e.source_name for e in sources})
+            if missing:
+                raise CheckpointError(
+                    f"Shard index {path!r} lists {len(missing)} tensor(s) its shards lack, "
+                    f"e.g. {missing[:3]}; a shard is incomplete: download it again."
+                )
+        self._add_translated(sources, translate)
+
+    @staticmethod
+    def _read_index(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                weight_map = json.load(f)["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(
+                f"{path!r} is not a valid safetensors shard index ({e}); it needs a "
+                "'weight_map' of tensor name -> shard file."
+            ) from None
+        folder = os.path.dirname(path)
+        shard_of = {name: os.path.join(folder, file) for name, file in weight_map.items()}
+        for file in set(shard_of.values()):
+            if not os.path.isfile(file):
+                raise CheckpointError(
+                    f"Shard {file!r} named in {path!r} is missing; download every shard."
+                )
+        return shard_of
+
+    def _read(self, entry):
+        return self._files[self._file_of[entry.source_name]].get_tensor(entry.source_name)
+
+    def close(self):
+        self._files.clear()

