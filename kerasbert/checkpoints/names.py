@@ -1,8 +1,9 @@
 """Name translation tables: each format's variable names -> canonical Google TF names.
 
 A table is an ordered list of ``(pattern, replacement, transposes)`` regex rules applied in
-turn to a source name; afterwards dots become slashes. ``transposes`` marks rules that turn a
-torch ``Linear`` weight ``(out, in)`` into a TF kernel ``(in, out)``. A second list names
+turn to a source name; afterwards the format's separator (``.`` for torch) becomes ``/``.
+``transposes`` marks rules that turn a torch ``Linear`` weight ``(out, in)`` (or a Keras
+kernel stored where TF keeps the transpose) into the canonical layout. A second list names
 source variables that hold no model weight (buffers, tied copies) and are skipped.
 """
 
@@ -27,6 +28,19 @@ HF_BERT_SKIPPED = [
     r"^cls\.predictions\.decoder\.(weight|bias)$",
 ]
 
+# HF transformers' TF BERT names in tf_model.h5, e.g.
+# "bert/tf_bert_for_pre_training/bert/encoder/layer_._0/attention/self/query/kernel:0".
+HF_TF_BERT_RULES = [
+    (r":\d+$", "", False),
+    (r"^(?:[^/]+/)*?tf_\w+?/", "", False),  # the h5 group and the Keras model's scope
+    (r"^(mlm|nsp)___cls/", "cls/", False),
+    (r"/layer_\._(\d+)/", r"/layer_\1/", False),
+    (r"_embeddings/(weight|embeddings)$", "_embeddings", False),
+    (r"^cls/predictions/bias$", "cls/predictions/output_bias", False),
+    (r"^cls/seq_relationship/kernel$", "cls/seq_relationship/output_weights", True),
+    (r"^cls/seq_relationship/bias$", "cls/seq_relationship/output_bias", False),
+]
+
 
 class NameTranslator:
     """Applies a rule table to source names.
@@ -34,6 +48,7 @@ class NameTranslator:
     Args:
         rules: ordered ``(pattern, replacement, transposes)`` regex rules.
         skipped: patterns of source names that hold no model weight.
+        separator: the format's name separator, turned into ``/`` at the end.
 
     Example:
 
@@ -46,9 +61,10 @@ class NameTranslator:
     True
     """
 
-    def __init__(self, rules, skipped=()):
+    def __init__(self, rules, skipped=(), separator="."):
         self.rules = [(re.compile(p), r, t) for p, r, t in rules]
         self.skipped = [re.compile(p) for p in skipped]
+        self.separator = separator
 
     def __call__(self, name):
         if any(p.search(name) for p in self.skipped):
@@ -57,7 +73,7 @@ class NameTranslator:
         for pattern, replacement, transposes in self.rules:
             name, count = pattern.subn(replacement, name)
             transpose = transpose or (transposes and count > 0)
-        return name.replace(".", "/"), transpose
+        return name.replace(self.separator, "/"), transpose
 
 
 def identity(name):
@@ -66,3 +82,4 @@ def identity(name):
 
 
 hf_bert = NameTranslator(HF_BERT_RULES, HF_BERT_SKIPPED)
+hf_tf_bert = NameTranslator(HF_TF_BERT_RULES, separator="/")

@@ -10,6 +10,21 @@ from kerasbert.checkpoints.names import hf_bert
 from kerasbert.errors import CheckpointError
 
 
+# safetensors' dtype codes -> numpy names.
+_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
 def _open(path):
     try:
         return safe_open(path, framework="numpy")
@@ -55,7 +70,8 @@ class SafetensorsCheckpoint(Checkpoint):
                 if shard_of is not None and shard_of.get(name) != file:
                     continue
                 view = handle.get_slice(name)
-                sources.append(Entry(name, tuple(view.get_shape()), view.get_dtype()))
+                dtype = _DTYPES.get(view.get_dtype(), view.get_dtype())
+                sources.append(Entry(name, tuple(view.get_shape()), dtype))
         self._file_of = shard_of or {e.source_name: path for e in sources}
         if shard_of:
             missing = sorted(set(shard_of) - {e.source_name for e in sources})

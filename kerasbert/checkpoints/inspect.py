@@ -1,0 +1,84 @@
+"""Describing a checkpoint: format, family, variables, shapes, dtypes, parameter count.
+
+Run as ``python -m kerasbert.checkpoints PATH``.
+"""
+
+from dataclasses import dataclass
+
+from kerasbert.checkpoints.detect import detect_family
+from kerasbert.checkpoints.formats import open_checkpoint
+
+
+@dataclass
+class CheckpointSummary:
+    """What :func:`inspect` finds.
+
+    Attributes:
+        path: the file or TF prefix that was read.
+        format: ``tensorflow``, ``safetensors``, ``pytorch``, ``hf_tf`` or ``keras``.
+        family: ``bert``, ``albert``, ``nezha`` or None when unknown.
+        variables: ``[(canonical name, shape, dtype, source name)]``.
+        ignored: source names that hold no model weight.
+        num_parameters: total elements over all variables.
+    """
+
+    path: str
+    format: str
+    family: str
+    variables: list
+    ignored: list
+    num_parameters: int
+
+    def to_text(self):
+        lines = [
+            f"checkpoint: {self.path}",
+            f"format:     {self.format}",
+            f"family:     {self.family or 'unknown'}",
+            f"variables:  {len(self.variables)}",
+            f"parameters: {self.num_parameters:,}",
+            "",
+        ]
+        width = max((len(v[0]) for v in self.variables), default=10)
+        for name, shape, dtype, _ in self.variables:
+            lines.append(f"  {name:<{width}}  {dtype:<8}  {list(shape)}")
+        if self.ignored:
+            lines.append("")
+            lines.append(f"ignored (no model weight): {', '.join(self.ignored)}")
+        return "\n".join(lines)
+
+
+def inspect(path):
+    """Summarize a checkpoint of any supported format.
+
+    Args:
+        path: a checkpoint file, TensorFlow prefix, or folder.
+
+    Returns:
+        A :class:`CheckpointSummary`.
+
+    Example:
+
+    >>> import numpy as np, tempfile, os
+    >>> from kerasbert.checkpoints.tf_bundle import write_tf_checkpoint
+    >>> prefix = os.path.join(tempfile.mkdtemp(), "bert_model.ckpt")
+    >>> write_tf_checkpoint(prefix, {"bert/embeddings/position_embeddings": np.zeros((4, 2)),
+    ...                              "bert/encoder/layer_0/output/dense/bias": np.zeros(2)})
+    >>> s = inspect(prefix)
+    >>> s.format, s.family, s.num_parameters
+    ('tensorflow', 'bert', 10)
+    """
+    with open_checkpoint(path) as checkpoint:
+        names = checkpoint.names()
+        variables = [
+            (n, checkpoint.shape(n), checkpoint.dtype(n), checkpoint.entry(n).source_name)
+            for n in names
+        ]
+        family = detect_family(names) if getattr(checkpoint, "canonical_names", True) else None
+        return CheckpointSummary(
+            path=checkpoint.path,
+            format=checkpoint.format,
+            family=family,
+            variables=variables,
+            ignored=list(checkpoint.ignored_names),
+            num_parameters=checkpoint.num_parameters(),
+        )

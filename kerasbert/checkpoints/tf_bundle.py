@@ -1,0 +1,287 @@
+"""TensorFlow checkpoints (TensorBundle V2) read and written without TensorFlow.
+
+A checkpoint ``PREFIX`` is ``PREFIX.index`` (an SSTable: key ``""`` holds a
+``BundleHeaderProto``, every other key is a variable name holding a ``BundleEntryProto``:
+dtype, shape, shard, offset, size, CRC-32C) plus ``PREFIX.data-SSSSS-of-NNNNN`` shards of
+raw little-endian tensor bytes. Data shards are memory-mapped; a tensor is a view into the
+map, checked against its CRC when read.
+"""
+
+import os
+import re
+
+import ml_dtypes
+import numpy as np
+
+from kerasbert.checkpoints import protobuf as pb
+from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.crc32c import crc32c, mask, unmask
+from kerasbert.checkpoints.names import identity
+from kerasbert.checkpoints.sstable import read_table, write_table
+from kerasbert.errors import CheckpointError
+
+# TensorFlow DataType enum values <-> numpy dtypes.
+TF_DTYPES = {
+    1: np.dtype("float32"),
+    2: np.dtype("float64"),
+    3: np.dtype("int32"),
+    4: np.dtype("uint8"),
+    5: np.dtype("int16"),
+    6: np.dtype("int8"),
+    9: np.dtype("int64"),
+    10: np.dtype("bool"),
+    14: np.dtype(ml_dtypes.bfloat16),
+    17: np.dtype("uint16"),
+    19: np.dtype("float16"),
+    22: np.dtype("uint32"),
+    23: np.dtype("uint64"),
+}
+TF_DTYPE_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 21: "variant"}
+_NUMPY_TO_TF = {dtype: code for code, dtype in TF_DTYPES.items()}
+_DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def resolve_prefix(path):
+    """Find the checkpoint prefix behind a path, or None if it is not a TF checkpoint.
+
+    Accepts the prefix itself (``.../bert_model.ckpt``), its ``.index`` or a
+    ``.data-*`` file, or a folder holding one checkpoint or a ``checkpoint`` state file.
+
+    Args:
+        path: the path the user gave.
+
+    Example:
+
+    >>> resolve_prefix("/no/such/folder") is None
+    True
+    """
+    path = os.fspath(path)
+    if path.endswith(".index") and os.path.isfile(path):
+        return path[: -len(".index")]
+    if _DATA_SHARD.search(path) and os.path.isfile(path):
+        return _DATA_SHARD.sub("", path)
+    if os.path.isfile(path + ".index"):
+        return path
+    if not os.path.isdir(path):
+        return None
+    state = os.path.join(path, "checkpoint")
+    if os.path.isfile(state):
+        with open(state, encoding="utf-8", errors="replace") as f:
+            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.M)
+        if match:
+            prefix = match.group(1)
+            prefix = prefix if os.path.isabs(prefix) else os.path.join(path, prefix)
+            if os.path.isfile(prefix + ".index"):
+                return prefix
+            local = os.path.join(path, os.path.basename(prefix))
+            if os.path.isfile(local + ".index"):
+                return local  # a checkpoint moved from where it was written
+    indexes = sorted(f for f in os.listdir(path) if f.endswith(".index"))
+    if len(indexes) > 1:
+        raise CheckpointError(
+            f"Folder {path!r} holds several TensorFlow checkpoints ({indexes}); pass the "
+            "prefix of the one you want (e.g. .../model.ckpt-1000)."
+        )
+    return os.path.join(path, indexes[0][: -len(".index")]) if indexes else None
+
+
+class TFCheckpoint(Checkpoint):
+    """A TensorFlow V2 checkpoint read with numpy alone.
+
+    Args:
+        prefix: the checkpoint prefix (see :func:`resolve_prefix` for accepted paths).
+        translate: source-name -> (canonical name, transpose); TF checkpoints already use
+            Google names.
+        verify_checksums: check each tensor's CRC-32C when it is read.
+
+    Example:
+
+    >>> import numpy as np, tempfile, os
+    >>> prefix = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> write_tf_checkpoint(prefix, {"bert/pooler/dense/bias": np.arange(3, dtype="float32")})
+    >>> TFCheckpoint(prefix).read("bert/pooler/dense/bias").tolist()
+    [0.0, 1.0, 2.0]
+    """
+
+    format = "tensorflow"
+
+    def __init__(self, prefix, translate=identity, verify_checksums=True):
+        resolved = resolve_prefix(prefix)
+        if resolved is None:
+            raise CheckpointError(
+                f"No TensorFlow checkpoint at {os.fspath(prefix)!r} (looked for "
+                f"{os.fspath(prefix)}.index); pass the prefix, e.g. .../bert_model.ckpt."
+            )
+        super().__init__(resolved)
+        self.verify_checksums = verify_checksums
+        self._maps = {}
+        self._source = {}
+        index_path = resolved + ".index"
+        with open(index_path, "rb") as f:
+            entries = read_table(f.read(), index_path)
+        if not entries or entries[0][0] != b"":
+            raise CheckpointError(f"{index_path!r} has no bundle header (corrupt index).")
+        header = pb.parse_message(entries[0][1])
+        self.num_shards = header.get(1, [1])[0]
+        self.big_endian = header.get(2, [0])[0] == 1
+        if not 1 <= self.num_shards <= 100000:
+            raise CheckpointError(f"{index_path!r}: implausible shard count {self.num_shards}")
+        sources = []
+        for key, value in entries[1:]:
+            try:
+                name = key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CheckpointError(f"{index_path!r}: a variable name is not UTF-8") from None
+            info = self._parse_entry(name, value, index_path)
+            self._source[name] = info
+            sources.append(Entry(name, info["shape"], info["dtype_name"]))
+        self._add_translated(sources, translate)
+
+    def _parse_entry(self, name, value, index_path):
+        fields = pb.parse_message(value)
+        if 7 in fields:
+            return {"shape": (), "dtype_name": "sliced", "sliced": True}
+        dtype_code = fields.get(1, [0])[0]
+        dims = []
+        for shape_bytes in fields.get(2, []):
+            shape = pb.parse_message(shape_bytes)
+            for dim_bytes in shape.get(2, []):
+                dims.append(pb.to_signed64(pb.parse_message(dim_bytes).get(1, [0])[0]))
+        if any(d < 0 for d in dims):
+            raise CheckpointError(f"{index_path!r}: variable {name!r} has a negative dimension")
+        dtype = TF_DTYPES.get(dtype_code)
+        info = {
+            "shape": tuple(dims),
+            "dtype": dtype,
+            "dtype_name": dtype.name
+            if dtype is not None
+            else TF_DTYPE_NAMES.get(dtype_code, f"tf-dtype-{dtype_code}"),
+            "shard": fields.get(3, [0])[0],
+            "offset": pb.to_signed64(fields.get(4, [0])[0]),
+            "size": pb.to_signed64(fields.get(5, [0])[0]),
+            "crc32c": fields.get(6, [None])[0],
+            "sliced": False,
+        }
+        if info["shard"] >= self.num_shards or info["offset"] < 0 or info["size"] < 0:
+            raise CheckpointError(f"{index_path!r}: variable {name!r} has a bad location")
+        return info
+
+    def _shard(self, shard):
+        if shard not in self._maps:
+            path = f"{self.path}.data-{shard:05d}-of-{self.num_shards:05d}"
+            if not os.path.isfile(path):
+                raise CheckpointError(
+                    f"Data shard {path!r} of checkpoint {self.path!r} is missing; copy every "
+                    f".data-*-of-{self.num_shards:05d} file beside the .index file."
+                )
+            size = os.path.getsize(path)
+            self._maps[shard] = (
+                np.memmap(path, np.uint8, mode="r") if size else np.zeros(0, np.uint8),
+                path,
+            )
+        return self._maps[shard]
+
+    def _read(self, entry):
+        info = self._source[entry.source_name]
+        name = entry.source_name
+        if info["sliced"]:
+            raise CheckpointError(
+                f"Variable {name!r} in {self.path!r} is partitioned (saved in slices), "
+                "which kerasbert does not support; re-save it unpartitioned."
+            )
+        dtype = info["dtype"]
+        if dtype is None:
+            raise CheckpointError(
+                f"Variable {name!r} in {self.path!r} has dtype {info['dtype_name']}, which "
+                "kerasbert cannot read (supported: float16/32/64, bfloat16, ints, bool)."
+            )
+        data, path = self._shard(info["shard"])
+        offset, size = info["offset"], info["size"]
+        expected = int(np.prod(info["shape"], dtype=np.int64)) * dtype.itemsize
+        if size != expected:
+            raise CheckpointError(
+                f"Variable {name!r} in {self.path!r}: {size} bytes stored for shape "
+                f"{info['shape']} of {dtype.name} ({expected} expected); corrupt index."
+            )
+        if offset + size > data.size:
+            raise CheckpointError(
+                f"Variable {name!r} runs past the end of {path!r} (bytes {offset}-"
+                f"{offset + size} of {data.size}); the data file is truncated."
+            )
+        raw = data[offset : offset + size]
+        checked = self.verify_checksums and info["crc32c"] is not None
+        if checked and crc32c(raw) != unmask(info["crc32c"]):
+            raise CheckpointError(
+                f"Checksum mismatch for variable {name!r} in {path!r}: the data file is "
+                "corrupt; download or copy it again."
+            )
+        array = raw.view(dtype.newbyteorder(">") if self.big_endian else dtype)
+        array = array.reshape(info["shape"])
+        if self.big_endian:
+            array = array.astype(dtype)
+        if dtype == np.dtype(ml_dtypes.bfloat16):
+            array = array.astype(np.float32)  # numpy and Keras variables have no bfloat16
+        return array
+
+    def stored_dtype(self, name):
+        """The dtype as stored (``bfloat16`` is read as float32)."""
+        return self._source[self.entry(name).source_name]["dtype_name"]
+
+    def close(self):
+        self._maps.clear()
+
+
+def write_tf_checkpoint(prefix, arrays):
+    """Write arrays as a TensorFlow V2 checkpoint readable by ``tf.train.load_variable``.
+
+    Writes ``PREFIX.index``, ``PREFIX.data-00000-of-00001`` and a ``checkpoint`` state file
+    beside them. Files are written to temporary names and renamed at the end, so an
+    interrupted write leaves no half checkpoint under the final name.
+
+    Args:
+        prefix: the checkpoint prefix, e.g. ``out/bert_model.ckpt``.
+        arrays: mapping of variable name -> numpy array (float16/32/64, bfloat16, ints,
+            bool).
+
+    Example:
+
+    >>> import numpy as np, tempfile, os
+    >>> prefix = os.path.join(tempfile.mkdtemp(), "bert_model.ckpt")
+    >>> write_tf_checkpoint(prefix, {"global_step": np.array(7, "int64")})
+    >>> sorted(os.listdir(os.path.dirname(prefix)))
+    ['bert_model.ckpt.data-00000-of-00001', 'bert_model.ckpt.index', 'checkpoint']
+    """
+    prefix = os.fspath(prefix)
+    folder = os.path.dirname(prefix) or "."
+    os.makedirs(folder, exist_ok=True)
+    data_path = prefix + ".data-00000-of-00001"
+    index_entries = []
+    offset = 0
+    with open(data_path + ".tmp", "wb") as data_file:
+        for name in sorted(arrays, key=lambda n: n.encode("utf-8")):
+            array = np.asarray(arrays[name])
+            code = _NUMPY_TO_TF.get(array.dtype.newbyteorder("="))
+            if code is None:
+                raise CheckpointError(f"Cannot write {name!r}: unsupported dtype {array.dtype}")
+            raw = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+            raw_bytes = raw.reshape(-1).view(np.uint8)
+            data_file.write(raw_bytes.tobytes())
+            dims = b"".join(
+                pb.field(2, pb.BYTES, pb.field(1, pb.VARINT, d) if d else b"") for d in array.shape
+            )
+            entry = pb.field(1, pb.VARINT, code) + pb.field(2, pb.BYTES, dims)
+            if offset:
+                entry += pb.field(4, pb.VARINT, offset)
+            if raw_bytes.size:
+                entry += pb.field(5, pb.VARINT, raw_bytes.size)
+            entry += pb.field(6, pb.FIXED32, mask(crc32c(raw_bytes)))
+            index_entries.append((name.encode("utf-8"), entry))
+            offset += raw_bytes.size
+    header = pb.field(1, pb.VARINT, 1) + pb.field(3, pb.BYTES, pb.field(1, pb.VARINT, 1))
+    with open(prefix + ".index.tmp", "wb") as index_file:
+        index_file.write(write_table([(b"", header)] + index_entries))
+    os.replace(data_path + ".tmp", data_path)
+    os.replace(prefix + ".index.tmp", prefix + ".index")
+    name = os.path.basename(prefix)
+    with open(os.path.join(folder, "checkpoint"), "w", encoding="utf-8") as f:
+        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
