@@ -9,7 +9,6 @@ from kerasbert.checkpoints.base import Checkpoint, Entry
 from kerasbert.checkpoints.names import hf_bert
 from kerasbert.errors import CheckpointError
 
-
 # safetensors' dtype codes -> numpy names.
 _DTYPES = {
     "F64": "float64",

@@ -128,6 +128,8 @@ class TFCheckpoint(Checkpoint):
             raise CheckpointError(f"{index_path!r}: implausible shard count {self.num_shards}")
         sources = []
         for key, value in entries[1:]:
+            if key.startswith(b"\x00"):
+                continue  # the data of one slice of a partitioned variable
             try:
                 name = key.decode("utf-8")
             except UnicodeDecodeError:
