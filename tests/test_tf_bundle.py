@@ -212,3 +212,27 @@ def test_fuzzed_tensorflow_files(tmp_path, which, position, value, truncate):
     original = _read_everything(TF_WRITTEN)
     result = _corrupt_and_read(TF_WRITTEN, tmp_path, which, position, value, truncate)
     assert result is None or _same(result, original)
+
+
+def test_unsupported_dtype_is_named(tmp_path):
+    """A string tensor (TF DataType 7), hand-built: listed, but reading it says why not."""
+    from kerasbert.checkpoints import protobuf as pb
+
+    shape = pb.field(2, pb.BYTES, pb.field(1, pb.VARINT, 2))
+    entry = pb.field(1, pb.VARINT, 7) + pb.field(2, pb.BYTES, shape) + pb.field(5, pb.VARINT, 4)
+    header = pb.field(1, pb.VARINT, 1)
+    (tmp_path / "m.ckpt.index").write_bytes(write_table([(b"", header), (b"vocab/strings", entry)]))
+    (tmp_path / "m.ckpt.data-00000-of-00001").write_bytes(b"abcd")
+    ckpt = TFCheckpoint(tmp_path / "m.ckpt")
+    assert ckpt.dtype("vocab/strings") == "string"
+    with pytest.raises(CheckpointError, match="dtype string.*cannot read"):
+        ckpt.read("vocab/strings")
+
+
+def test_index_that_is_not_an_index(tmp_path):
+    (tmp_path / "m.ckpt.index").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="bad magic"):
+        TFCheckpoint(tmp_path / "m.ckpt")
+    (tmp_path / "m.ckpt.index").write_bytes(b"short")
+    with pytest.raises(CheckpointError, match="too short"):
+        TFCheckpoint(tmp_path / "m.ckpt")

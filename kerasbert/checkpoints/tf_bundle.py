@@ -7,6 +7,7 @@ raw little-endian tensor bytes. Data shards are memory-mapped; a tensor is a vie
 map, checked against its CRC when read.
 """
 
+import mmap
 import os
 import re
 
@@ -210,7 +211,11 @@ class TFCheckpoint(Checkpoint):
                 f"Variable {name!r} runs past the end of {path!r} (bytes {offset}-"
                 f"{offset + size} of {data.size}); the data file is truncated."
             )
-        raw = data[offset : offset + size]
+        # Copy the bytes out of the memory map (a model must never alias a file that may
+        # change later), check them, and give the mapped pages back so RSS stays at about
+        # one copy of the weights.
+        raw = np.array(data[offset : offset + size])
+        _release_pages(data, offset, size)
         checked = self.verify_checksums and info["crc32c"] is not None
         if checked and crc32c(raw) != unmask(info["crc32c"]):
             raise CheckpointError(
@@ -231,6 +236,18 @@ class TFCheckpoint(Checkpoint):
 
     def close(self):
         self._maps.clear()
+
+
+def _release_pages(data, offset, size):
+    """Drop the mapped pages of bytes [offset, offset + size) from this process."""
+    mapping = getattr(data, "_mmap", None)
+    if mapping is None or not hasattr(mapping, "madvise") or size < mmap.PAGESIZE:
+        return
+    start = offset - offset % mmap.PAGESIZE
+    try:
+        mapping.madvise(mmap.MADV_DONTNEED, start, offset + size - start)
+    except (OSError, ValueError):
+        pass  # advice only
 
 
 def write_tf_checkpoint(prefix, arrays):
