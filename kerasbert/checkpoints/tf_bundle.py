@@ -7,6 +7,7 @@ raw little-endian tensor bytes. Data shards are memory-mapped; a tensor is a vie
 map, checked against its CRC when read.
 """
 
+import contextlib
 import mmap
 import os
 import re
@@ -244,10 +245,8 @@ def _release_pages(data, offset, size):
     if mapping is None or not hasattr(mapping, "madvise") or size < mmap.PAGESIZE:
         return
     start = offset - offset % mmap.PAGESIZE
-    try:
+    with contextlib.suppress(OSError, ValueError):  # advice only
         mapping.madvise(mmap.MADV_DONTNEED, start, offset + size - start)
-    except (OSError, ValueError):
-        pass  # advice only
 
 
 def write_tf_checkpoint(prefix, arrays):
