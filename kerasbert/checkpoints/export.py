@@ -1,36 +1,9 @@
 """Exporting a kerasbert model's weights under canonical names, e.g. as a TF checkpoint."""
 
-import re
-
 import numpy as np
 
 from kerasbert.checkpoints.loading import _layer_variables
 from kerasbert.checkpoints.tf_bundle import write_tf_checkpoint
-from kerasbert.errors import KerasBertError
-
-
-def mapping_for_model(model):
-    """The variable mapping of a model built by kerasbert, inferred from its layer names.
-
-    Args:
-        model: a ``keras.Model`` built by ``build_transformer_model`` (or loaded from a
-            ``.keras`` file saved from one).
-    """
-    from kerasbert.models.bert import BERT
-
-    indices = [
-        int(m.group(1))
-        for layer in model.layers
-        if (m := re.fullmatch(r"Transformer-(\d+)-MultiHeadSelfAttention", layer.name))
-    ]
-    if not indices:
-        raise KerasBertError(
-            f"Model {model.name!r} has no 'Transformer-N-MultiHeadSelfAttention' layers; only "
-            "models built by kerasbert can be exported by checkpoint name."
-        )
-    builder = BERT.__new__(BERT)
-    builder.num_hidden_layers = max(indices) + 1
-    return builder.variable_mapping()
 
 
 def model_arrays(model, mapping=None):
@@ -49,7 +22,10 @@ def model_arrays(model, mapping=None):
     >>> model_arrays(model)["bert/embeddings/word_embeddings"].shape
     (10, 4)
     """
-    mapping = mapping or mapping_for_model(model)
+    if mapping is None:
+        from kerasbert.models import mapping_for_model
+
+        mapping = mapping_for_model(model)
     layers = {layer.name: layer for layer in model.layers}
     arrays = {}
     for layer_name, sources in mapping.items():

@@ -9,23 +9,46 @@ source variables that hold no model weight (buffers, tied copies) and are skippe
 
 import re
 
-# HF transformers' BERT names (BertModel / BertForPreTraining, torch and safetensors).
-HF_BERT_RULES = [
-    # Checkpoints saved from a bare BertModel have no "bert." prefix.
+# HF transformers' names for BERT (BertModel / BertForPreTraining), NEZHA (same layout
+# under "nezha.") and ALBERT (AlbertModel / AlbertForPreTraining), torch and safetensors.
+HF_RULES = [
+    # Checkpoints saved from a bare BertModel / AlbertModel have no prefix.
     (r"^(embeddings|encoder|pooler)\.", r"bert.\1.", False),
+    (r"^(nezha|albert)\.", "bert.", False),
+    # ALBERT's shared blocks and heads (google-research/albert names).
+    (
+        r"\.albert_layer_groups\.(\d+)\.albert_layers\.(\d+)\.",
+        r".transformer.group_\1.inner_group_\2.",
+        False,
+    ),
+    (r"\.attention\.(query|key|value)\.", r".attention_1.self.\1.", False),
+    (r"\.attention\.dense\.", ".attention_1.output.dense.", False),
+    (r"\.attention\.LayerNorm\.", ".LayerNorm.", False),
+    (r"\.ffn\.", ".ffn_1.intermediate.dense.", False),
+    (r"\.ffn_output\.", ".ffn_1.intermediate.output.dense.", False),
+    (r"\.full_layer_layer_norm\.", ".LayerNorm_1.", False),
+    (r"^bert\.pooler\.(weight|bias)$", r"bert.pooler.dense.\1", False),
+    (r"^predictions\.bias$", "cls.predictions.output_bias", False),
+    (r"^predictions\.(dense|LayerNorm)\.", r"cls.predictions.transform.\1.", False),
+    (r"^sop_classifier\.classifier\.", "cls.seq_relationship.", False),
+    # BERT.
     (r"\.layer\.(\d+)\.", r".layer_\1.", False),
     (r"\.LayerNorm\.(weight|gamma)$", ".LayerNorm.gamma", False),
     (r"\.LayerNorm\.(bias|beta)$", ".LayerNorm.beta", False),
+    (r"\.LayerNorm_1\.(weight|gamma)$", ".LayerNorm_1.gamma", False),
+    (r"\.LayerNorm_1\.(bias|beta)$", ".LayerNorm_1.beta", False),
     (r"_embeddings\.weight$", "_embeddings", False),
     (r"^cls\.predictions\.bias$", "cls.predictions.output_bias", False),
     (r"^cls\.seq_relationship\.weight$", "cls.seq_relationship.output_weights", False),
     (r"^cls\.seq_relationship\.bias$", "cls.seq_relationship.output_bias", False),
     (r"\.weight$", ".kernel", True),
 ]
-HF_BERT_SKIPPED = [
+HF_SKIPPED = [
     r"position_ids$",
-    # The MLM decoder is tied to the word embeddings; its bias duplicates cls.predictions.bias.
-    r"^cls\.predictions\.decoder\.(weight|bias)$",
+    # NEZHA's relative table is a fixed function, kept by HF as a buffer.
+    r"relative_positions_encoding\.positions_encoding$",
+    # The MLM decoder is tied to the word embeddings; its bias duplicates the output bias.
+    r"^(cls\.)?predictions\.decoder\.(weight|bias)$",
 ]
 
 # HF transformers' TF BERT names in tf_model.h5, e.g.
@@ -52,13 +75,15 @@ class NameTranslator:
 
     Example:
 
-    >>> hf_bert = NameTranslator(HF_BERT_RULES, HF_BERT_SKIPPED)
-    >>> hf_bert("bert.encoder.layer.3.attention.self.query.weight")
+    >>> hf = NameTranslator(HF_RULES, HF_SKIPPED)
+    >>> hf("bert.encoder.layer.3.attention.self.query.weight")
     ('bert/encoder/layer_3/attention/self/query/kernel', True)
-    >>> hf_bert("embeddings.LayerNorm.gamma")
+    >>> hf("embeddings.LayerNorm.gamma")
     ('bert/embeddings/LayerNorm/gamma', False)
-    >>> hf_bert("bert.embeddings.position_ids") is None
+    >>> hf("bert.embeddings.position_ids") is None
     True
+    >>> hf("albert.encoder.albert_layer_groups.0.albert_layers.1.ffn_output.weight")
+    ('bert/encoder/transformer/group_0/inner_group_1/ffn_1/intermediate/output/dense/kernel', True)
     """
 
     def __init__(self, rules, skipped=(), separator="."):
@@ -81,5 +106,5 @@ def identity(name):
     return name, False
 
 
-hf_bert = NameTranslator(HF_BERT_RULES, HF_BERT_SKIPPED)
+hf_names = NameTranslator(HF_RULES, HF_SKIPPED)
 hf_tf_bert = NameTranslator(HF_TF_BERT_RULES, separator="/")

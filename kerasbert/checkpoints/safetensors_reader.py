@@ -6,7 +6,7 @@ import os
 from safetensors import SafetensorError, safe_open
 
 from kerasbert.checkpoints.base import Checkpoint, Entry
-from kerasbert.checkpoints.names import hf_bert
+from kerasbert.checkpoints.names import hf_names
 from kerasbert.errors import CheckpointError
 
 # safetensors' dtype codes -> numpy names.
@@ -54,7 +54,7 @@ class SafetensorsCheckpoint(Checkpoint):
 
     format = "safetensors"
 
-    def __init__(self, path, translate=hf_bert):
+    def __init__(self, path, translate=hf_names):
         super().__init__(path)
         self._files = {}
         if path.endswith(".json"):

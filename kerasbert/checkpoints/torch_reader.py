@@ -4,7 +4,7 @@ import json
 import os
 
 from kerasbert.checkpoints.base import Checkpoint, Entry
-from kerasbert.checkpoints.names import hf_bert
+from kerasbert.checkpoints.names import hf_names
 from kerasbert.errors import CheckpointError
 
 _NO_TORCH = (
@@ -33,7 +33,7 @@ class TorchCheckpoint(Checkpoint):
 
     format = "pytorch"
 
-    def __init__(self, path, translate=hf_bert):
+    def __init__(self, path, translate=hf_names):
         super().__init__(path)
         try:
             import torch

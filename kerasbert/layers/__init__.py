@@ -5,6 +5,7 @@ from kerasbert.layers.core import Add, BiasAdd, TokenSlice
 from kerasbert.layers.embeddings import Embedding, PositionEmbedding
 from kerasbert.layers.feedforward import FeedForward
 from kerasbert.layers.normalization import LayerNormalization
+from kerasbert.layers.relative import RelativeMultiHeadAttention, RelativePositionEmbedding
 
 __all__ = [
     "Add",
@@ -14,5 +15,7 @@ __all__ = [
     "LayerNormalization",
     "MultiHeadAttention",
     "PositionEmbedding",
+    "RelativeMultiHeadAttention",
+    "RelativePositionEmbedding",
     "TokenSlice",
 ]

@@ -17,7 +17,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     With no relative-position term and no active attention dropout the fused
     ``keras.ops.dot_product_attention`` is used; otherwise an einsum path, which subclasses
-    extend with position terms.
+    extend with position terms (``split_inputs`` returns them as ``extras``).
 
     Args:
         heads: number of attention heads.
@@ -87,9 +87,13 @@ class MultiHeadAttention(keras.layers.Layer):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         return ops.reshape(x, (batch, length, self.heads, size))
 
-    def call(self, inputs, mask=None, training=None):
-        q, k, v = inputs[:3]
+    def split_inputs(self, inputs):
+        """``(q, k, v, bias, extras)`` from the input list; subclasses take more inputs."""
         bias = inputs[3] if len(inputs) > 3 else None
+        return inputs[0], inputs[1], inputs[2], bias, None
+
+    def call(self, inputs, mask=None, training=None):
+        q, k, v, bias, extras = self.split_inputs(inputs)
         key_mask = None
         if mask is not None:
             key_mask = mask[2] if mask[2] is not None else mask[1]
@@ -100,7 +104,7 @@ class MultiHeadAttention(keras.layers.Layer):
         scale = 1.0 / self.key_size**0.5 if self.attention_scale else 1.0
 
         dropout_active = bool(training) and self.attention_dropout > 0
-        if self.uses_fused_attention(dropout_active):
+        if extras is None and not dropout_active:
             fused_mask = None
             if key_mask is not None:
                 fused_mask = ops.cast(key_mask, "bool")[:, None, None, :]
@@ -108,34 +112,30 @@ class MultiHeadAttention(keras.layers.Layer):
                 bias = ops.cast(bias, qw.dtype)
             o = ops.dot_product_attention(qw, kw, vw, bias=bias, mask=fused_mask, scale=scale)
         else:
-            o = self.attend(qw, kw, vw, bias, key_mask, scale, training)
+            o = self.attend(qw, kw, vw, bias, key_mask, scale, training, extras)
 
         batch, length = ops.shape(o)[0], ops.shape(o)[1]
         o = ops.reshape(o, (batch, length, self.heads * self.head_size))
         return self.output_dense(o)
 
-    def uses_fused_attention(self, dropout_active):
-        """Whether the fused kernel computes this attention (no extra terms, no dropout)."""
-        return not dropout_active
-
-    def attention_logits(self, qw, kw):
+    def attention_logits(self, qw, kw, extras):
         """Raw logits ``(batch, heads, q_len, k_len)``; subclasses add position terms."""
         return ops.einsum("bthd,bshd->bhts", qw, kw)
 
-    def attention_output(self, probs, vw):
+    def attention_output(self, probs, vw, extras):
         """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms."""
         return ops.einsum("bhts,bshd->bthd", probs, vw)
 
-    def attend(self, qw, kw, vw, bias, key_mask, scale, training):
+    def attend(self, qw, kw, vw, bias, key_mask, scale, training, extras=None):
         """The einsum path: logits, bias, key mask, float32 softmax, dropout, values."""
-        logits = self.attention_logits(qw, kw) * scale
+        logits = self.attention_logits(qw, kw, extras) * scale
         logits = ops.cast(logits, "float32")
         if bias is not None:
             logits = logits + ops.cast(bias, "float32")
         logits = sequence_masking(logits, key_mask, "-inf", axis=-1)
         probs = ops.softmax(logits, axis=-1)
         probs = self.dropout(ops.cast(probs, vw.dtype), training=training)
-        return self.attention_output(probs, vw)
+        return self.attention_output(probs, vw, extras)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0][:-1]) + (self.out_dim,)

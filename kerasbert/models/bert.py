@@ -14,6 +14,20 @@ from kerasbert.layers import (
 )
 from kerasbert.models.transformer import Transformer
 
+# Checkpoint names inside one transformer block, relative to its prefix: Dense sublayers
+# (attention projections, feed-forward) map sublayer -> name; LayerNorms map to one name.
+BERT_BLOCK_NAMES = {
+    "MultiHeadSelfAttention": {
+        "query": "attention/self/query",
+        "key": "attention/self/key",
+        "value": "attention/self/value",
+        "output": "attention/output/dense",
+    },
+    "MultiHeadSelfAttention-Norm": "attention/output/LayerNorm",
+    "FeedForward": {"intermediate": "intermediate/dense", "output": "output/dense"},
+    "FeedForward-Norm": "output/LayerNorm",
+}
+
 
 class BERT(Transformer):
     """Google's BERT, post-LayerNorm, with optional pooler / NSP / tied MLM heads.
@@ -40,8 +54,6 @@ class BERT(Transformer):
     """
 
     default_name = "bert"
-    # Checkpoint names of one transformer layer, relative to this prefix.
-    layer_prefix = "bert/encoder/layer_%d/"
 
     def __init__(
         self,
@@ -90,7 +102,7 @@ class BERT(Transformer):
         x = self.apply_position_embedding(x)
         x = self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name="Embedding-Norm")
         x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
-        if self.embedding_size != self.hidden_size:
+        if self.uses_embedding_mapping():
             x = self.apply(
                 x,
                 keras.layers.Dense,
@@ -99,6 +111,10 @@ class BERT(Transformer):
                 name="Embedding-Mapping",
             )
         return x
+
+    def uses_embedding_mapping(self):
+        """BERT projects embeddings to the hidden size only when their sizes differ."""
+        return self.embedding_size != self.hidden_size
 
     def apply_position_embedding(self, x):
         return self.apply(
@@ -116,9 +132,20 @@ class BERT(Transformer):
         return MultiHeadAttention, {}
 
     def apply_main_layers(self, inputs, index):
-        """One post-LN transformer layer: attention and feed-forward, each + residual + norm."""
-        attention_name = self.layer_name(index, "MultiHeadSelfAttention")
-        feed_forward_name = self.layer_name(index, "FeedForward")
+        return self.apply_block(inputs, self.block_name(index))
+
+    def block_name(self, index):
+        """Prefix of the layer names of transformer layer ``index``."""
+        return f"Transformer-{index}"
+
+    def apply_block(self, inputs, prefix):
+        """One post-LN transformer block: attention and feed-forward, each + residual + norm.
+
+        Layers are named ``{prefix}-MultiHeadSelfAttention``, ``{prefix}-FeedForward`` and
+        their ``-Dropout`` / ``-Add`` / ``-Norm``; a repeated prefix reuses (shares) them.
+        """
+        attention_name = f"{prefix}-MultiHeadSelfAttention"
+        feed_forward_name = f"{prefix}-FeedForward"
         attention_class, attention_options = self.attention_layer()
 
         x = self.apply(
@@ -149,11 +176,8 @@ class BERT(Transformer):
         return self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name=f"{name}-Norm")
 
     def attention_extra_inputs(self):
-        """Tensors appended to ``[q, k, v]`` (an attention bias for LM / UniLM masks)."""
+        """Tensors appended to ``[q, k, v]`` (NEZHA's relative positions, LM masks)."""
         return []
-
-    def layer_name(self, index, block):
-        return f"Transformer-{index}-{block}"
 
     def apply_final_layers(self, inputs):
         x = inputs
@@ -209,6 +233,8 @@ class BERT(Transformer):
         return get_activation(self.hidden_act)
 
     # -- checkpoint names --------------------------------------------------------------------
+    block_checkpoint_names = BERT_BLOCK_NAMES
+
     def variable_mapping(self):
         mapping = {
             "Embedding-Token": {"embeddings": ("bert/embeddings/word_embeddings", "vocab")},
@@ -225,28 +251,31 @@ class BERT(Transformer):
             "MLM-Norm": layer_norm("cls/predictions/transform/LayerNorm"),
             "MLM-Bias": {"bias": ("cls/predictions/output_bias", "vocab")},
         }
-        for index in range(self.num_hidden_layers):
-            mapping.update(self.transformer_layer_mapping(index, self.layer_prefix % index))
+        for layer_prefix, checkpoint_prefix in self.block_checkpoint_prefixes():
+            mapping.update(
+                block_mapping(layer_prefix, checkpoint_prefix, self.block_checkpoint_names)
+            )
         return mapping
 
-    def transformer_layer_mapping(self, index, prefix):
-        """The checkpoint names of transformer layer ``index`` under ``prefix``."""
-        attention = self.layer_name(index, "MultiHeadSelfAttention")
-        feed_forward = self.layer_name(index, "FeedForward")
-        return {
-            attention: {
-                **dense(prefix + "attention/self/query", "query"),
-                **dense(prefix + "attention/self/key", "key"),
-                **dense(prefix + "attention/self/value", "value"),
-                **dense(prefix + "attention/output/dense", "output"),
-            },
-            f"{attention}-Norm": layer_norm(prefix + "attention/output/LayerNorm"),
-            feed_forward: {
-                **dense(prefix + "intermediate/dense", "intermediate"),
-                **dense(prefix + "output/dense", "output"),
-            },
-            f"{feed_forward}-Norm": layer_norm(prefix + "output/LayerNorm"),
-        }
+    def block_checkpoint_prefixes(self):
+        """``(layer name prefix, checkpoint name prefix)`` of every transformer block."""
+        return [
+            (self.block_name(i), f"bert/encoder/layer_{i}/") for i in range(self.num_hidden_layers)
+        ]
+
+
+def block_mapping(layer_prefix, checkpoint_prefix, table):
+    """The mapping entries of one transformer block from a block-names table."""
+    mapping = {}
+    for block, names in table.items():
+        if isinstance(names, dict):
+            entries = {}
+            for sublayer, name in names.items():
+                entries.update(dense(checkpoint_prefix + name, sublayer))
+        else:
+            entries = layer_norm(checkpoint_prefix + names)
+        mapping[f"{layer_prefix}-{block}"] = entries
+    return mapping
 
 
 def dense(name, sublayer=None):

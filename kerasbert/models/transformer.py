@@ -9,6 +9,7 @@ canonical checkpoint names.
 """
 
 import difflib
+import inspect
 
 import keras
 
@@ -167,14 +168,20 @@ class Transformer:
         return self.load_report
 
 
-def check_options(cls, options):
-    """Raise a ConfigError naming options ``cls`` does not take (with a suggestion)."""
-    import inspect
-
+def accepted_arguments(cls):
+    """Names of the constructor arguments of a builder class and its bases."""
     accepted = set()
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
             accepted.update(inspect.signature(klass.__init__).parameters)
+    accepted.discard("self")
+    accepted.discard("kwargs")
+    return accepted
+
+
+def check_options(cls, options):
+    """Raise a ConfigError naming options ``cls`` does not take (with a suggestion)."""
+    accepted = accepted_arguments(cls)
     unknown = sorted(set(options) - accepted)
     if unknown:
         hints = []

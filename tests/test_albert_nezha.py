@@ -1,0 +1,288 @@
+"""ALBERT and NEZHA against HF transformers (tools/make_albert_nezha_fixtures.py), from HF
+safetensors and from Google-named TF checkpoints; family detection; sharing."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import FIXTURES, goldens
+
+import kerasbert
+from kerasbert.errors import ConfigError, ModelTypeError
+from kerasbert.layers.relative import sinusoidal_relative_table
+from kerasbert.models import ALBERT, ALBERTUnshared
+
+ATOL = 1e-5
+HEADS = {"with_nsp": "linear", "with_mlm": "linear"}  # outputs: [nsp, mlm]
+
+
+def _check_heads(model, g, suffix=""):
+    mask = g["attention_mask"].astype(bool)
+    nsp, mlm = model.predict([g["token_ids"], g["segment_ids"]], verbose=0)
+    assert np.abs(nsp - g["nsp_logits" + suffix]).max() < ATOL
+    assert np.abs(mlm[mask] - g["mlm_logits" + suffix][mask]).max() < ATOL
+
+
+def _check_sequence(model, g, suffix=""):
+    mask = g["attention_mask"].astype(bool)
+    out = model.predict([g["token_ids"], g["segment_ids"]], verbose=0)
+    assert np.abs(out[mask] - g["sequence_output" + suffix][mask]).max() < ATOL
+
+
+# -- ALBERT -------------------------------------------------------------------------------------
+ALBERT_CASES = [
+    ("albert_tiny", "config.json", "model.safetensors"),
+    ("albert_tiny", "albert_config.json", "albert_model.ckpt"),
+    ("albert_groups", "config.json", "model.safetensors"),
+    ("albert_groups", "albert_config.json", "albert_model.ckpt"),
+]
+
+
+@pytest.mark.parametrize("folder,config,checkpoint", ALBERT_CASES)
+def test_albert_matches_hf(folder, config, checkpoint):
+    folder = FIXTURES / folder
+    g = goldens(folder)
+    # SOP + tied MLM heads, the pooler, and the plain encoder; the family is auto-detected.
+    _check_heads(
+        kerasbert.build_transformer_model(folder / config, folder / checkpoint, **HEADS), g
+    )
+    pooler = kerasbert.build_transformer_model(folder / config, folder / checkpoint, with_pool=True)
+    pooled = pooler.predict([g["token_ids"], g["segment_ids"]], verbose=0)
+    assert np.abs(pooled - g["pooled_output"]).max() < ATOL
+    _check_sequence(kerasbert.build_transformer_model(folder / config, folder / checkpoint), g)
+
+
+def test_albert_groups_structure():
+    builder = kerasbert.build_transformer_model(
+        FIXTURES / "albert_groups" / "config.json",
+        FIXTURES / "albert_groups",
+        return_keras_model=False,
+    )
+    assert isinstance(builder, ALBERT)
+    assert (builder.num_hidden_groups, builder.inner_group_num) == (2, 2)
+    names = {layer.name for layer in builder.model.layers}
+    for group in (0, 1):
+        for inner in (0, 1):
+            assert f"Transformer-Group{group}-Inner{inner}-MultiHeadSelfAttention" in names
+    assert [builder.group_of(i) for i in range(4)] == [0, 0, 1, 1]
+
+
+def _albert_config(layers):
+    return {"vocab_size": 30, "embedding_size": 8, "hidden_size": 16,
+            "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": 24,
+            "hidden_act": "gelu_tanh"}  # fmt: skip
+
+
+def test_albert_sharing_is_real():
+    twelve = kerasbert.build_transformer_model(_albert_config(12), model="albert")
+    one = kerasbert.build_transformer_model(_albert_config(1), model="albert")
+    assert twelve.count_params() == one.count_params()
+    bert = kerasbert.build_transformer_model(_albert_config(12), model="bert")
+    assert bert.count_params() > twelve.count_params()
+
+
+def test_update_to_shared_layer_changes_every_layer(tmp_path):
+    """Shared ALBERT equals an unshared copy; changing the shared kernel is the same as
+    changing it in every layer of the copy, not in one."""
+    config = _albert_config(3)
+    shared = kerasbert.build_transformer_model(config, model="albert")
+    prefix = tmp_path / "albert.ckpt"
+    kerasbert.checkpoints.save_tf_checkpoint(shared, prefix, _mapping(shared, config))
+    unshared = kerasbert.build_transformer_model(config, prefix, model="albert_unshared")
+    ids = np.array([[2, 5, 9, 11, 3, 0]], "int32")
+    inputs = [ids, np.zeros_like(ids)]
+    np.testing.assert_allclose(shared.predict(inputs, verbose=0),
+                               unshared.predict(inputs, verbose=0), atol=1e-6)  # fmt: skip
+
+    delta = np.random.default_rng(0).normal(size=(16, 16)).astype("float32")
+
+    def bump(layer):
+        kernel = layer.query_dense.kernel
+        kernel.assign(kernel.numpy() + delta)
+
+    bump(shared.get_layer("Transformer-MultiHeadSelfAttention"))
+    bump(unshared.get_layer("Transformer-0-MultiHeadSelfAttention"))
+    one_layer = unshared.predict(inputs, verbose=0)
+    assert np.abs(one_layer - shared.predict(inputs, verbose=0)).max() > 1e-3
+    bump(unshared.get_layer("Transformer-1-MultiHeadSelfAttention"))
+    bump(unshared.get_layer("Transformer-2-MultiHeadSelfAttention"))
+    np.testing.assert_allclose(shared.predict(inputs, verbose=0),
+                               unshared.predict(inputs, verbose=0), atol=1e-5)  # fmt: skip
+
+
+def _mapping(model, config):
+    builder = ALBERT(**{k: v for k, v in config.items() if k != "hidden_act"})
+    return builder.variable_mapping()
+
+
+def test_albert_unshared_starts_from_the_group_weights():
+    folder = FIXTURES / "albert_tiny"
+    g = goldens(folder)
+    builder = kerasbert.build_transformer_model(
+        folder / "config.json", folder, model="albert_unshared", return_keras_model=False
+    )
+    assert isinstance(builder, ALBERTUnshared)
+    kernels = [
+        builder.model.get_layer(f"Transformer-{i}-FeedForward").intermediate_dense.kernel.numpy()
+        for i in range(3)
+    ]
+    np.testing.assert_array_equal(kernels[0], kernels[2])
+    _check_sequence(builder.model, g)
+    shared = kerasbert.build_transformer_model(folder / "config.json", folder)
+    assert builder.model.count_params() > shared.count_params()
+
+
+# -- NEZHA --------------------------------------------------------------------------------------
+def test_nezha_matches_hf_from_safetensors():
+    folder = FIXTURES / "nezha_tiny"
+    g = goldens(folder)
+    assert g["token_ids"].shape[1] > 2 * 3  # longer than K: clipping is exercised
+    model = kerasbert.build_transformer_model(folder / "config.json", folder / "model.safetensors")
+    _check_sequence(model, g)
+    model = kerasbert.build_transformer_model(folder / "config.json", folder, **HEADS)
+    _check_heads(model, g)
+
+
+def test_nezha_matches_hf_from_tf_checkpoint_with_google_gelu():
+    """Huawei's bert_config.json says "gelu", computed with tanh by their TF code."""
+    folder = FIXTURES / "nezha_tiny"
+    g = goldens(folder)
+    model = kerasbert.build_transformer_model(folder / "bert_config.json", folder / "model.ckpt")
+    _check_sequence(model, g, "_tanh")
+    model = kerasbert.build_transformer_model(
+        folder / "bert_config.json", folder / "model.ckpt", **HEADS
+    )
+    _check_heads(model, g, "_tanh")
+
+
+def test_nezha_relative_positions():
+    folder = FIXTURES / "nezha_tiny"
+    g = goldens(folder)
+    np.testing.assert_allclose(sinusoidal_relative_table(3, 8), g["relative_table"], atol=1e-6)
+    builder = kerasbert.build_transformer_model(
+        folder / "config.json", folder, return_keras_model=False
+    )
+    assert builder.max_relative_position == 3
+    layer = builder.model.get_layer("Embedding-Relative-Position")
+    assert layer.weights == [] and not layer.trainable_weights
+    config = json.loads((folder / "config.json").read_text())
+    del config["max_relative_position"]
+    default = kerasbert.build_transformer_model(config, model="nezha", return_keras_model=False)
+    assert default.max_relative_position == 64
+
+
+def test_nezha_relative_table_clips_distances():
+    from kerasbert.layers import RelativePositionEmbedding
+
+    x = np.zeros((1, 7, 4), "float32")
+    table = sinusoidal_relative_table(2, 4)
+    out = keras.ops.convert_to_numpy(RelativePositionEmbedding(2, 4)([x, x]))
+    for i in range(7):
+        for j in range(7):
+            np.testing.assert_array_equal(out[i, j], table[min(max(j - i, -2), 2) + 2])
+
+
+# -- detection -----------------------------------------------------------------------------------
+DETECTION_CASES = [
+    ("bert_tiny_gelu", "model.safetensors", "bert"),
+    ("tf_bert_tiny", "bert_model.ckpt", "bert"),
+    ("hf_tf_bert_tiny", "tf_model.h5", "bert"),
+    ("albert_tiny", "model.safetensors", "albert"),
+    ("albert_tiny", "albert_model.ckpt", "albert"),
+    ("nezha_tiny", "model.safetensors", "nezha"),
+    ("nezha_tiny", "model.ckpt", "nezha"),
+]
+
+
+@pytest.mark.parametrize("folder,checkpoint,family", DETECTION_CASES)
+def test_family_is_detected_from_the_checkpoint(folder, checkpoint, family):
+    folder = FIXTURES / folder
+    # A config that names no family: the checkpoint alone decides.
+    config = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
+              "num_attention_heads": 1, "intermediate_size": 1}  # fmt: skip
+    from kerasbert.checkpoints import detect_family, open_checkpoint
+    from kerasbert.models import resolve_model
+
+    ckpt = open_checkpoint(folder / checkpoint)
+    assert detect_family(ckpt.names()) == family
+    assert resolve_model(None, config, ckpt) == family
+
+
+@pytest.mark.parametrize(
+    "folder,checkpoint,wrong,family",
+    [
+        ("nezha_tiny", "model.ckpt", "bert", "nezha"),
+        ("albert_tiny", "model.safetensors", "bert", "albert"),
+        ("bert_tiny_gelu", "model.safetensors", "nezha", "bert"),
+        ("tf_bert_tiny", "bert_model.ckpt", "albert", "bert"),
+    ],
+)
+def test_contradictory_model_gives_helpful_error(folder, checkpoint, wrong, family):
+    folder = FIXTURES / folder
+    config = next(p for p in folder.iterdir() if p.name.endswith("config.json"))
+    with pytest.raises(ModelTypeError, match=f"model='{wrong}'.*looks like {family}"):
+        kerasbert.build_transformer_model(config, folder / checkpoint, model=wrong)
+
+
+def test_config_contradicting_checkpoint():
+    with pytest.raises(ConfigError, match="albert model.*looks like nezha"):
+        kerasbert.build_transformer_model(
+            FIXTURES / "albert_tiny" / "config.json", FIXTURES / "nezha_tiny" / "model.ckpt"
+        )
+
+
+def test_keras_weights_use_the_config_family(tmp_path):
+    folder = FIXTURES / "albert_tiny"
+    model = kerasbert.build_transformer_model(folder / "config.json", folder)
+    model.save_weights(tmp_path / "albert.weights.h5")
+    again = kerasbert.build_transformer_model(folder / "config.json", tmp_path)
+    assert again.name == "albert"
+    g = goldens(folder)
+    inputs = [g["token_ids"], g["segment_ids"]]
+    np.testing.assert_array_equal(
+        model.predict(inputs, verbose=0), again.predict(inputs, verbose=0)
+    )
+
+
+# -- config values and serialization --------------------------------------------------------------
+def test_config_values_reach_the_layers():
+    config = dict(_albert_config(2), layer_norm_eps=1e-5, hidden_dropout_prob=0.2,
+                  attention_probs_dropout_prob=0.3)  # fmt: skip
+    for model_name in ("albert", "nezha", "bert"):
+        model = kerasbert.build_transformer_model(config, model=model_name)
+        norms = [layer for layer in model.layers if layer.name.endswith("Norm")]
+        assert norms and all(layer.epsilon == 1e-5 for layer in norms)
+        assert model.get_layer("Embedding-Dropout").rate == 0.2
+        attention = next(layer for layer in model.layers if "MultiHeadSelfAttention" in layer.name)
+        assert attention.attention_dropout == 0.3
+        assert model.get_layer("Embedding-Token").output_dim == 8
+
+
+@pytest.mark.parametrize("folder", ["albert_groups", "nezha_tiny"])
+def test_keras_file_round_trip(tmp_path, folder):
+    folder = FIXTURES / folder
+    g = goldens(folder)
+    model = kerasbert.build_transformer_model(folder / "config.json", folder, **HEADS)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    inputs = [g["token_ids"], g["segment_ids"]]
+    for a, b in zip(model.predict(inputs, verbose=0), loaded.predict(inputs, verbose=0)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "folder,config,checkpoint",
+    [("albert_groups", "albert_config.json", "albert_model.ckpt"),
+     ("nezha_tiny", "bert_config.json", "model.ckpt")],
+)  # fmt: skip
+def test_tf_export_round_trip_is_bit_exact(tmp_path, folder, config, checkpoint):
+    from kerasbert.checkpoints import open_checkpoint, save_tf_checkpoint
+
+    folder = FIXTURES / folder
+    model = kerasbert.build_transformer_model(folder / config, folder / checkpoint, **HEADS)
+    save_tf_checkpoint(model, tmp_path / "out.ckpt")
+    original, written = open_checkpoint(folder / checkpoint), open_checkpoint(tmp_path)
+    assert written.names() == [n for n in original.names() if n != "global_step"]
+    for name in written.names():
+        assert original.read(name).tobytes() == written.read(name).tobytes()
