@@ -1,236 +1,637 @@
-"""WordPiece tokenization compatible with bert4keras's ``Tokenizer`` (basic version).
+"""WordPiece tokenization compatible with bert4keras's ``Tokenizer``.
 
-Normalization: optional lower-casing with NFD accent stripping, removal of control and
-zero-width characters, whitespace and punctuation splitting, CJK characters as single
-tokens, then greedy longest-match WordPiece with ``##`` continuations.
+Behaviour (bert4keras's, which these docs call "the reference" below):
+
+- with ``do_lower_case``: the whole text is lower-cased, NFD-normalized and stripped of
+  combining marks (accents);
+- NUL, U+FFFD and control / format characters (Unicode Cc, Cf: zero-width spaces, BOM,
+  soft hyphens, ...) are removed; tab / newline / CR and Unicode Zs are spaces;
+- every CJK ideograph and every punctuation character (ASCII symbols and Unicode P*) is a
+  token of its own; the rest splits on spaces into words;
+- words are split greedily into the longest vocabulary pieces (``##`` continues a word); a
+  word that cannot be split, or is longer than ``word_maxlen``, stays whole as a token and
+  maps to ``[UNK]``'s id.
+
+Splitting runs on precompiled regular expressions and word pieces are cached, so the pure
+Python path avoids per-character Python loops. When the optional Rust ``tokenizers``
+package is installed (``pip install kerasbert[fast]``), the same class uses it for
+``tokenize`` / ``encode`` / ``encode_batch`` and returns identical results; texts whose
+characters the two implementations treat differently go through the Python path.
+
+Where bert4keras and HF's ``BertTokenizer`` disagree, kerasbert follows bert4keras:
+
+- literal ``[MASK]`` / ``[CLS]`` text is split like any text (HF matches special tokens);
+- words of 101-200 characters are split into pieces (HF gives ``[UNK]`` above 100, the
+  reference above ``word_maxlen=200``);
+- lower-casing is applied to the whole string (Greek final sigma becomes ``ς``; HF's Rust
+  tokenizer lower-cases per character, giving ``σ``);
+- private-use (Co), unassigned (Cn) and line / paragraph separator characters are kept as
+  word characters (HF removes or splits on them);
+- a pair truncated to an odd budget shortens the longer text first, the first text on ties
+  (HF's ``longest_first`` shortens the second text on ties);
+- ``encode(a, "")`` appends an empty second segment: ``[CLS] a [SEP]`` and no extra token
+  (HF appends ``[SEP]`` again).
+
+One deliberate difference from bert4keras: ``rematch`` maps tokens to positions in the
+original text even when lower-casing changes a character's length (``"İ"``), where the
+reference shifts every later position; and it never raises (a token it cannot place maps to
+``[]``).
 """
 
+import functools
 import os
+import re
+import sys
 import unicodedata
+
+import numpy as np
 
 from kerasbert.errors import KerasBertError
 
-
-def load_vocab(dict_path, encoding="utf-8"):
-    """Read a ``vocab.txt`` (one token per line) into ``{token: id}``.
-
-    Args:
-        dict_path: path of the vocabulary file.
-        encoding: its text encoding.
-
-    Example:
-
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "vocab.txt")
-    >>> _ = open(p, "w").write("[PAD]\\n[UNK]\\nhello\\n")
-    >>> load_vocab(p)["hello"]
-    2
-    """
-    if not os.path.isfile(dict_path):
-        raise KerasBertError(f"Vocabulary file {dict_path!r} does not exist; check the path.")
-    token_dict = {}
-    try:
-        with open(dict_path, encoding=encoding) as f:
-            for line in f:
-                token = line.rstrip("\r\n")
-                token = token.strip() or token
-                if token not in token_dict:
-                    token_dict[token] = len(token_dict)
-    except UnicodeDecodeError as e:
-        raise KerasBertError(
-            f"Vocabulary {dict_path!r} is not {encoding} text ({e}); pass encoding=..."
-        ) from None
-    return token_dict
+# -- character classes, built once from this Python's Unicode database ---------------------------
 
 
-def _is_punctuation(ch):
+def _ranges_to_class(codepoints):
+    """A regex character class body for a sorted list of code points."""
+    parts, start, previous = [], None, None
+    for cp in codepoints:
+        if start is None:
+            start = previous = cp
+        elif cp == previous + 1:
+            previous = cp
+        else:
+            parts.append((start, previous))
+            start = previous = cp
+    if start is not None:
+        parts.append((start, previous))
+
+    def escape(cp):
+        return re.escape(chr(cp)) if cp > 0x20 else f"\\x{cp:02x}"
+
+    return "".join(escape(a) if a == b else f"{escape(a)}-{escape(b)}" for a, b in parts)
+
+
+CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+
+
+def is_cjk_character(ch):
+    """Whether a character is a CJK ideograph (the ranges BERT's tokenizer uses)."""
+    code = ord(ch)
+    return any(a <= code <= b for a, b in CJK_RANGES)
+
+
+def is_punctuation(ch):
+    """ASCII symbols and every Unicode P* character."""
     code = ord(ch)
     if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
         return True
     return unicodedata.category(ch).startswith("P")
 
 
-def _is_cjk(ch):
-    code = ord(ch)
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x20000 <= code <= 0x2A6DF
-        or 0x2A700 <= code <= 0x2B73F
-        or 0x2B740 <= code <= 0x2B81F
-        or 0x2B820 <= code <= 0x2CEAF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x2F800 <= code <= 0x2FA1F
-    )
+def is_space(ch):
+    return ch in " \n\r\t" or unicodedata.category(ch) == "Zs"
 
 
-def _is_removed(ch):
-    """Control, format (zero-width) and unassigned characters, and the replacement char."""
-    if ch in "\t\n\r":
-        return False
-    return ch == "\ufffd" or ord(ch) == 0 or unicodedata.category(ch) in ("Cc", "Cf", "Cn")
+def is_removed(ch):
+    """NUL, U+FFFD and control / format characters (after spaces are recognised)."""
+    return ord(ch) == 0 or ord(ch) == 0xFFFD or unicodedata.category(ch) in ("Cc", "Cf")
+
+
+@functools.lru_cache(maxsize=1)
+def _patterns():
+    """Compiled regexes for removal, combining marks, and word splitting."""
+    removed, marks, punctuation, spaces, odd = [], [], [], [], []
+    category = unicodedata.category
+    for cp in range(sys.maxunicode + 1):
+        cat = category(chr(cp))
+        if cat == "Cn" or cat == "Co" or cat == "Cs":  # most code points: skip the rest
+            odd.append(cp)
+        elif cat == "Zs" or cp in (9, 10, 13):
+            spaces.append(cp)
+        elif cat == "Cc" or cat == "Cf" or cp == 0xFFFD:
+            removed.append(cp)
+        elif (
+            cat[0] == "P" or 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
+        ):
+            punctuation.append(cp)
+        elif cat == "Mn":
+            marks.append(cp)
+        elif cat == "Zl" or cat == "Zp":
+            odd.append(cp)
+    cjk = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in CJK_RANGES)
+    punct = _ranges_to_class(punctuation)
+    space = _ranges_to_class(spaces)
+    return {
+        "removed": re.compile(f"[{_ranges_to_class(removed)}]+"),
+        "marks": re.compile(f"[{_ranges_to_class(marks)}]+"),
+        "spaces": re.compile(f"[{space}]"),
+        "words": re.compile(f"[{cjk}]|[{punct}]|[^{cjk}{punct}{space}]+"),
+        # Characters the Rust tokenizer treats differently (see the module docstring).
+        "rust_differs": re.compile(f"[{_ranges_to_class(odd)}\u03a3]"),
+    }
+
+
+# -- vocabularies ---------------------------------------------------------------------------------
+
+
+def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
+    """Read a ``vocab.txt`` (one token per line) into ``{token: id}``.
+
+    Args:
+        dict_path: path of the vocabulary file.
+        encoding: its text encoding.
+        simplified: drop multi-character tokens that contain CJK characters or
+            punctuation (useless for character-level Chinese models) and return
+            ``(token_dict, keep_tokens)``; pass ``keep_tokens`` to
+            ``build_transformer_model`` to shrink the embeddings to match.
+        startswith: tokens placed first in the simplified vocabulary, in this order.
+
+    Example:
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> _ = open(p, "w").write("[PAD]\\n[UNK]\\n中国\\n##s\\nhello\\n")
+    >>> load_vocab(p)["hello"]
+    4
+    >>> load_vocab(p, simplified=True, startswith=["[PAD]", "[UNK]"])
+    ({'[PAD]': 0, '[UNK]': 1, '##s': 2, 'hello': 3}, [0, 1, 3, 4])
+    """
+    dict_path = os.fspath(dict_path)
+    if not os.path.isfile(dict_path):
+        raise KerasBertError(f"Vocabulary file {dict_path!r} does not exist; check the path.")
+    token_dict = {}
+    try:
+        with open(dict_path, encoding=encoding) as reader:
+            for line in reader:
+                token = line.split()
+                token = token[0] if token else line.strip()
+                token_dict[token] = len(token_dict)
+    except UnicodeDecodeError as e:
+        raise KerasBertError(
+            f"Vocabulary {dict_path!r} is not {encoding} text ({e}); pass encoding=..."
+        ) from None
+    if not simplified:
+        return token_dict
+
+    new_token_dict, keep_tokens = {}, []
+    for token in startswith or []:
+        if token not in token_dict:
+            raise KerasBertError(f"startswith token {token!r} is not in {dict_path!r}.")
+        new_token_dict[token] = len(new_token_dict)
+        keep_tokens.append(token_dict[token])
+    for token, index in sorted(token_dict.items(), key=lambda item: item[1]):
+        if token in new_token_dict:
+            continue
+        stem = token[2:] if token.startswith("##") else token
+        if len(token) > 1 and any(is_cjk_character(c) or is_punctuation(c) for c in stem):
+            continue
+        new_token_dict[token] = len(new_token_dict)
+        keep_tokens.append(index)
+    return new_token_dict, keep_tokens
+
+
+def save_vocab(dict_path, token_dict, encoding="utf-8"):
+    """Write ``{token: id}`` as a ``vocab.txt``, in id order.
+
+    Example:
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> save_vocab(p, {"b": 1, "a": 0})
+    >>> open(p).read()
+    'a\\nb\\n'
+    """
+    with open(dict_path, "w", encoding=encoding) as writer:
+        for token, _ in sorted(token_dict.items(), key=lambda item: item[1]):
+            writer.write(token + "\n")
+
+
+def truncate_sequences(maxlen, indices, *sequences):
+    """Pop items from the longest sequence (the first on ties) until they fit ``maxlen``.
+
+    Args:
+        maxlen: the total length allowed.
+        indices: the position popped from each sequence (one int for all, or a list).
+        *sequences: lists, modified in place; None / empty ones are ignored.
+
+    Example:
+
+    >>> a, b = [1, 2, 3, 4], [5, 6, 7]
+    >>> truncate_sequences(5, -1, a, b)
+    [[1, 2], [5, 6, 7]]
+    """
+    sequences = [s for s in sequences if s]
+    if not isinstance(indices, (list, tuple)):
+        indices = [indices] * len(sequences)
+    while True:
+        lengths = [len(s) for s in sequences]
+        if sum(lengths) <= maxlen:
+            return sequences
+        i = int(np.argmax(lengths))
+        sequences[i].pop(indices[i])
+
+
+# -- the tokenizer ---------------------------------------------------------------------------------
 
 
 class Tokenizer:
-    """bert4keras-style WordPiece tokenizer.
+    """bert4keras-compatible WordPiece tokenizer (see the module docstring for behaviour).
 
     Args:
         token_dict: a ``{token: id}`` dict or the path of a ``vocab.txt``.
-        do_lower_case: lower-case and strip accents (uncased models).
-        token_start: token put first by ``encode`` (None for none).
-        token_end: token closing each segment.
-        word_maxlen: words longer than this become ``[UNK]``.
+        do_lower_case: lower-case and strip accents (uncased and Chinese models).
+        pre_tokenize: optional function splitting text into words first (e.g. jieba);
+            words found in the vocabulary are kept whole, the rest tokenized as usual.
+        token_start: token put first by ``tokenize`` / ``encode`` (None for none).
+        token_end: token closing each segment (None for none).
+        token_translate: ``{token: replacement}`` applied after tokenizing.
+        word_maxlen: longer words are not split (they map to ``[UNK]``'s id).
+        fast: True to require the Rust ``tokenizers`` path, False to never use it, None
+            (default) to use it when installed.
+        cache_size: how many distinct words to remember the pieces of.
 
     Example:
 
     >>> tok = Tokenizer({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hello": 4,
-    ...                  "world": 5, "##s": 6}, do_lower_case=True)
+    ...                  "world": 5, "##s": 6, "!": 7}, do_lower_case=True, fast=False)
     >>> tok.tokenize("Hello worlds!")
-    ['[CLS]', 'hello', 'world', '##s', '[UNK]', '[SEP]']
+    ['[CLS]', 'hello', 'world', '##s', '!', '[SEP]']
     >>> tok.encode("hello", "world")
     ([2, 4, 3, 5, 3], [0, 0, 0, 1, 1])
+    >>> tok.rematch("Hello worlds!", tok.tokenize("Hello worlds!"))
+    [[], [0, 1, 2, 3, 4], [6, 7, 8, 9, 10], [11], [12], []]
     """
 
     def __init__(
         self,
         token_dict,
         do_lower_case=False,
+        pre_tokenize=None,
         token_start="[CLS]",
         token_end="[SEP]",
-        token_unk="[UNK]",
-        token_pad="[PAD]",
-        token_mask="[MASK]",
+        token_translate=None,
         word_maxlen=200,
+        fast=None,
+        cache_size=200_000,
     ):
         if isinstance(token_dict, (str, os.PathLike)):
-            token_dict = load_vocab(os.fspath(token_dict))
-        self._token_dict = dict(token_dict)
-        self._token_dict_inv = {i: t for t, i in self._token_dict.items()}
-        self._vocab_size = len(self._token_dict)
+            token_dict = load_vocab(token_dict)
+        if not isinstance(token_dict, dict) or not token_dict:
+            raise KerasBertError("token_dict must be a non-empty {token: id} dict or a path.")
+        self._token_dict = token_dict
+        self._token_dict_inv = {v: k for k, v in token_dict.items()}
+        self._vocab_size = len(token_dict)
         self._do_lower_case = do_lower_case
+        self._pre_tokenize = pre_tokenize
         self._word_maxlen = word_maxlen
-        for kind, token in (
-            ("start", token_start),
-            ("end", token_end),
-            ("unk", token_unk),
-            ("pad", token_pad),
-            ("mask", token_mask),
-        ):
-            setattr(self, f"_token_{kind}", token)
-            setattr(self, f"_token_{kind}_id", self._token_dict.get(token))
+        self._token_pad = "[PAD]"
+        self._token_unk = "[UNK]"
+        self._token_mask = "[MASK]"
+        self._token_start = token_start
+        self._token_end = token_end
+        self._token_translate = dict(token_translate or {})
+        self._token_translate_inv = {v: k for k, v in self._token_translate.items()}
+        for kind in ("pad", "unk", "mask", "start", "end"):
+            token = getattr(self, f"_token_{kind}")
+            if token in token_dict:
+                setattr(self, f"_token_{kind}_id", token_dict[token])
+        self._cache = {}
+        self._cache_size = cache_size
+        self._patterns = _patterns()
+        self._rust = None
+        if fast or fast is None:
+            self._rust = self._build_rust(required=bool(fast))
 
+    # -- vocabulary ---------------------------------------------------------------------------
     @property
     def vocab_size(self):
         return self._vocab_size
 
+    @property
+    def token_dict(self):
+        return self._token_dict
+
+    @property
+    def uses_fast_path(self):
+        """Whether the Rust ``tokenizers`` backend is in use."""
+        return self._rust is not None
+
     def token_to_id(self, token):
-        return self._token_dict.get(token, self._token_unk_id)
+        return self._token_dict.get(token, getattr(self, "_token_unk_id", None))
+
+    def tokens_to_ids(self, tokens):
+        return [self.token_to_id(token) for token in tokens]
 
     def id_to_token(self, i):
         return self._token_dict_inv[i]
 
-    def tokens_to_ids(self, tokens):
-        return [self.token_to_id(t) for t in tokens]
-
     def ids_to_tokens(self, ids):
         return [self.id_to_token(i) for i in ids]
 
-    # -- splitting ---------------------------------------------------------------------------
+    # -- normalization and splitting -------------------------------------------------------------
     def _normalize(self, text):
         if self._do_lower_case:
-            text = unicodedata.normalize("NFD", text.lower())
-            text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-        return "".join(" " if ch.isspace() else ch for ch in text if not _is_removed(ch))
+            text = text.lower()
+            if not text.isascii():
+                text = self._patterns["marks"].sub("", unicodedata.normalize("NFD", text))
+        return self._patterns["removed"].sub("", text)
 
-    def _split_words(self, text):
-        words, current = [], []
-        for ch in text:
-            if ch == " " or _is_punctuation(ch) or _is_cjk(ch):
-                if current:
-                    words.append("".join(current))
-                    current = []
-                if ch != " ":
-                    words.append(ch)
-            else:
-                current.append(ch)
-        if current:
-            words.append("".join(current))
-        return words
+    def _word_pieces(self, word):
+        pieces = self._cache.get(word)
+        if pieces is not None:
+            return pieces
+        pieces = self._split_word(word)
+        if len(self._cache) < self._cache_size:
+            self._cache[word] = pieces
+        return pieces
 
-    def _word_piece(self, word):
-        if word in self._token_dict:
-            return [word]
+    def _split_word(self, word):
         if len(word) > self._word_maxlen:
-            return [self._token_unk]
-        pieces, start = [], 0
+            return [word]
+        vocab, pieces, start = self._token_dict, [], 0
         while start < len(word):
             end = len(word)
             while end > start:
                 piece = word[start:end] if start == 0 else "##" + word[start:end]
-                if piece in self._token_dict:
+                if piece in vocab:
                     break
                 end -= 1
             if end == start:
-                return [self._token_unk]
+                return [word]
             pieces.append(piece)
             start = end
         return pieces
 
-    def _tokenize(self, text):
+    def _split(self, normalized):
         tokens = []
-        for word in self._split_words(self._normalize(text)):
-            tokens.extend(self._word_piece(word))
+        for word in self._patterns["words"].findall(normalized):
+            tokens.extend(self._word_pieces(word))
         return tokens
 
+    def _tokenize(self, text):
+        """Tokens of ``text`` without start / end tokens (bert4keras's ``_tokenize``)."""
+        if self._pre_tokenize is not None:
+            if self._do_lower_case:
+                text = self._normalize_case(text)
+            tokens = []
+            for word in self._pre_tokenize(text):
+                if word in self._token_dict:
+                    tokens.append(word)
+                else:
+                    tokens.extend(self._split(self._patterns["removed"].sub("", word)))
+            return tokens
+        if self._rust is not None and not self._patterns["rust_differs"].search(text):
+            return self._rust_tokens(text)
+        return self._split(self._normalize(text))
+
+    def _normalize_case(self, text):
+        text = text.lower()
+        return self._patterns["marks"].sub("", unicodedata.normalize("NFD", text))
+
     def tokenize(self, text, maxlen=None):
-        """Split text into tokens, with ``token_start`` / ``token_end`` added."""
-        tokens = self._tokenize(text)
+        """Tokens of a text with ``token_start`` / ``token_end`` added.
+
+        Args:
+            text: the text.
+            maxlen: keep at most this many tokens (the end token is kept).
+        """
+        tokens = [self._token_translate.get(t) or t for t in self._tokenize(text)]
         if self._token_start is not None:
             tokens.insert(0, self._token_start)
         if self._token_end is not None:
             tokens.append(self._token_end)
-        if maxlen is not None and len(tokens) > maxlen:
-            keep_end = 1 if self._token_end is not None else 0
-            tokens = tokens[: maxlen - keep_end] + tokens[len(tokens) - keep_end :]
+        if maxlen is not None:
+            index = int(self._token_end is not None) + 1
+            truncate_sequences(maxlen, -index, tokens)
         return tokens
 
-    def encode(self, first_text, second_text=None, maxlen=None):
-        """Token ids and segment ids of one text or a pair.
+    def encode(
+        self, first_text, second_text=None, maxlen=None, pattern="S*E*E", truncate_from="right"
+    ):
+        """Token ids and segment ids of a text or a pair.
 
         Args:
-            first_text: the first text.
-            second_text: an optional second text (segment 1).
-            maxlen: truncate the longer text first so the total fits.
+            first_text: a text, or a list of tokens.
+            second_text: an optional second text (segment 1), or a list of tokens.
+            maxlen: the total length allowed; the longer text loses tokens first (the first
+                text on ties), before its end token.
+            pattern: ``"S*E*E"`` (``[CLS] a [SEP] b [SEP]``) or ``"S*ES*E"`` (the second
+                text keeps its own start token).
+            truncate_from: ``"right"``, ``"left"``, or the index of the token to drop.
+
+        Returns:
+            ``(token_ids, segment_ids)``, two lists.
         """
-        first = self.tokenize(first_text)
+        first = self.tokenize(first_text) if isinstance(first_text, str) else list(first_text)
         second = None
         if second_text is not None:
-            second = self.tokenize(second_text)
-            if self._token_start is not None:
-                second = second[1:]
+            second = (
+                self.tokenize(second_text) if isinstance(second_text, str) else list(second_text)
+            )
         if maxlen is not None:
-            while len(first) + len(second or []) > maxlen:
-                longer = first if second is None or len(first) >= len(second) else second
-                del longer[-2]
-        first_ids = self.tokens_to_ids(first)
-        segment_ids = [0] * len(first_ids)
-        if second is not None:
-            second_ids = self.tokens_to_ids(second)
-            first_ids += second_ids
-            segment_ids += [1] * len(second_ids)
-        return first_ids, segment_ids
+            if truncate_from == "right":
+                index = -int(self._token_end is not None) - 1
+            elif truncate_from == "left":
+                index = int(self._token_start is not None)
+            else:
+                index = truncate_from
+            if second_text is not None and pattern == "S*E*E":
+                maxlen += 1
+            truncate_sequences(maxlen, index, first, second)
 
-    def decode(self, ids):
-        """Join token ids back into text (special tokens dropped, ``##`` pieces merged)."""
-        specials = {self._token_start, self._token_end, self._token_pad}
+        token_ids = self.tokens_to_ids(first)
+        segment_ids = [0] * len(token_ids)
+        if second_text is not None:
+            if pattern == "S*E*E":
+                second = second[int(bool(self._token_start)) :]
+            second_ids = self.tokens_to_ids(second)
+            token_ids.extend(second_ids)
+            segment_ids.extend([1] * len(second_ids))
+        return token_ids, segment_ids
+
+    def encode_batch(self, texts, maxlen=None, pattern="S*E*E", truncate_from="right"):
+        """Encode many texts (or ``(text_a, text_b)`` pairs) into padded arrays.
+
+        Args:
+            texts: a list of strings and / or 2-tuples of strings.
+            maxlen: per-example length limit (see :meth:`encode`).
+            pattern, truncate_from: as in :meth:`encode`.
+
+        Returns:
+            ``(token_ids, segment_ids, lengths)``: int32 arrays of shape
+            ``(batch, longest)``, ``(batch, longest)`` and ``(batch,)``, padded with the
+            pad token's id (0 for BERT vocabularies).
+
+        Example:
+
+        >>> tok = Tokenizer({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "a": 4},
+        ...                 fast=False)
+        >>> ids, segments, lengths = tok.encode_batch(["a", ("a", "a a")])
+        >>> ids.tolist(), lengths.tolist()
+        ([[2, 4, 3, 0, 0, 0], [2, 4, 3, 4, 4, 3]], [3, 6])
+        """
+        encoded = []
+        for item in texts:
+            if isinstance(item, str):
+                encoded.append(self.encode(item, None, maxlen, pattern, truncate_from))
+            else:
+                first, second = item
+                encoded.append(self.encode(first, second, maxlen, pattern, truncate_from))
+        lengths = np.array([len(ids) for ids, _ in encoded], np.int32)
+        width = int(lengths.max()) if len(encoded) else 0
+        pad = getattr(self, "_token_pad_id", 0) or 0
+        token_ids = np.full((len(encoded), width), pad, np.int32)
+        segment_ids = np.zeros((len(encoded), width), np.int32)
+        for row, (ids, segments) in enumerate(encoded):
+            token_ids[row, : len(ids)] = ids
+            segment_ids[row, : len(segments)] = segments
+        return token_ids, segment_ids, lengths
+
+    # -- decoding and alignment -------------------------------------------------------------------
+    @staticmethod
+    def _is_special(token):
+        return bool(token) and token[0] == "[" and token[-1] == "]"
+
+    def decode(self, ids, tokens=None):
+        """Readable text from ids (special tokens dropped, ``##`` pieces joined).
+
+        Example:
+
+        >>> tok = Tokenizer({"[CLS]": 0, "[SEP]": 1, "hello": 2, "##s": 3, ",": 4, "我": 5},
+        ...                 fast=False)
+        >>> tok.decode([0, 2, 3, 4, 5, 1])
+        'hellos, 我'
+        """
+        tokens = tokens or self.ids_to_tokens(ids)
+        tokens = [self._token_translate_inv.get(t) or t for t in tokens]
+        tokens = [t for t in tokens if not self._is_special(t)]
         text = ""
-        for token in self.ids_to_tokens(ids):
-            if token in specials:
-                continue
-            if token.startswith("##"):
+        for i, token in enumerate(tokens):
+            if token[:2] == "##":
                 text += token[2:]
-            elif len(token) == 1 and (_is_cjk(token) or _is_punctuation(token)):
+            elif len(token) == 1 and is_cjk_character(token):
+                text += token
+            elif len(token) == 1 and is_punctuation(token):
+                text += token + " "
+            elif i > 0 and text and is_cjk_character(text[-1]):
                 text += token
             else:
-                text += (" " if text else "") + token
+                text += " " + token
+        text = re.sub(" +", " ", text)
+        text = re.sub(r"' (re|m|s|t|ve|d|ll) ", r"'\1 ", text)
+        text = _NO_SPACE_AFTER.sub(r"\1", text)
+        text = re.sub(r"(\d\.) (\d)", r"\1\2", text)
         return text.strip()
+
+    def _normalized_with_mapping(self, text):
+        """The normalized text and, for each of its characters, the original index."""
+        if text.isascii() and not self._patterns["removed"].search(text):
+            return (text.lower() if self._do_lower_case else text), list(range(len(text)))
+        lowered = text.lower() if self._do_lower_case else text
+        per_char = [ch.lower() for ch in text] if self._do_lower_case else list(text)
+        aligned = sum(len(c) for c in per_char) == len(lowered)
+        normalized, mapping, position = [], [], 0
+        for i, ch in enumerate(per_char):
+            if aligned:  # whole-string lowering (final sigma) with per-character positions
+                ch, position = lowered[position : position + len(ch)], position + len(ch)
+            if self._do_lower_case:
+                ch = "".join(
+                    c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn"
+                )
+            ch = "".join(c for c in ch if not is_removed(c))
+            normalized.append(ch)
+            mapping.extend([i] * len(ch))
+        return "".join(normalized), mapping
+
+    def rematch(self, text, tokens):
+        """For each token, the indices of the characters of ``text`` it came from.
+
+        Special tokens (``[CLS]``, ``[UNK]``, ...) map to ``[]``.
+
+        Args:
+            text: the original text.
+            tokens: its tokens, as returned by :meth:`tokenize`.
+        """
+        normalized, mapping = self._normalized_with_mapping(text)
+        token_mapping, offset = [], 0
+        for token in tokens:
+            if self._is_special(token):
+                token_mapping.append([])
+                continue
+            token = token[2:] if token[:2] == "##" else token
+            start = normalized.find(token, offset)
+            if start < 0 or not token:
+                token_mapping.append([])
+                continue
+            end = start + len(token)
+            token_mapping.append(mapping[start:end])
+            offset = end
+        return token_mapping
+
+    # -- the Rust fast path ----------------------------------------------------------------------
+    def _build_rust(self, required):
+        try:
+            from tokenizers import Tokenizer as RustTokenizer
+            from tokenizers import models, normalizers, pre_tokenizers
+        except ImportError:
+            if required:
+                raise KerasBertError(
+                    "fast=True needs the Rust tokenizers package: pip install kerasbert[fast]"
+                ) from None
+            return None
+        if self._token_unk not in self._token_dict:
+            if required:
+                raise KerasBertError("fast=True needs an [UNK] token in the vocabulary.")
+            return None
+        model = models.WordPiece(
+            vocab=self._token_dict,
+            unk_token=self._token_unk,
+            max_input_chars_per_word=self._word_maxlen,
+        )
+        rust = RustTokenizer(model)
+        steps = []
+        if self._do_lower_case:
+            steps += [normalizers.Lowercase(), normalizers.NFD(), normalizers.StripAccents()]
+        steps.append(
+            normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+            )
+        )
+        rust.normalizer = normalizers.Sequence(steps)
+        rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return rust
+
+    def _rust_tokens(self, text):
+        encoding = self._rust.encode(text, add_special_tokens=False)
+        tokens = encoding.tokens
+        if self._token_unk in tokens:
+            # The reference keeps an unsplittable word whole (its id is still [UNK]'s).
+            tokens = list(tokens)
+            for i, token in enumerate(tokens):
+                if token == self._token_unk:
+                    start, end = encoding.offsets[i]
+                    tokens[i] = self._normalize(text[start:end])
+        return tokens
+
+
+_CJK_PUNCTUATION = (
+    "\uff02\uff03\uff04\uff05\uff06\uff07\uff08\uff09\uff0a\uff0b\uff0c\uff0d\uff0f\uff1a"
+    "\uff1b\uff1c\uff1d\uff1e\uff20\uff3b\uff3c\uff3d\uff3e\uff3f\uff40\uff5b\uff5c\uff5d"
+    "\uff5e\uff5f\uff60\uff62\uff63\uff64\u3000\u3001\u3003\u3008\u3009\u300a\u300b\u300c"
+    "\u300d\u300e\u300f\u3010\u3011\u3014\u3015\u3016\u3017\u3018\u3019\u301a\u301b\u301c"
+    "\u301d\u301e\u301f\u3030\u303e\u303f\u2013\u2014\u2018\u2019\u201b\u201c\u201d\u201e"
+    "\u201f\u2026\u2027\ufe4f\ufe51\ufe54\u00b7\uff01\uff1f\uff61\u3002"
+)
+# Characters after which ``decode`` removes the space: CJK punctuation and opening symbols.
+_NO_SPACE_AFTER = re.compile(
+    "({}) ".format("|".join(re.escape(p) for p in _CJK_PUNCTUATION + "+-/={(<["))
+)
