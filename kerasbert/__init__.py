@@ -23,9 +23,18 @@ from kerasbert.errors import (  # noqa: E402
     KerasBertError,
     WeightLoadingError,
 )
-from kerasbert.models import build_transformer_model  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Imported on first use, so ``kerasbert.tokenizers`` loads without Keras and JAX.
+    if name == "build_transformer_model":
+        from kerasbert.models import build_transformer_model
+
+        return build_transformer_model
+    raise AttributeError(f"module 'kerasbert' has no attribute {name!r}")
+
 
 __all__ = [
     "CheckpointError",

@@ -5,7 +5,7 @@ Behaviour (bert4keras's, which these docs call "the reference" below):
 - with ``do_lower_case``: the whole text is lower-cased, NFD-normalized and stripped of
   combining marks (accents);
 - NUL, U+FFFD and control / format characters (Unicode Cc, Cf: zero-width spaces, BOM,
-  soft hyphens, ...) are removed; tab / newline / CR and Unicode Zs are spaces;
+  soft hyphens, ...) are removed; tab / newline / CR and Unicode Zs / Zl / Zp are spaces;
 - every CJK ideograph and every punctuation character (ASCII symbols and Unicode P*) is a
   token of its own; the rest splits on spaces into words;
 - words are split greedily into the longest vocabulary pieces (``##`` continues a word); a
@@ -25,8 +25,8 @@ Where bert4keras and HF's ``BertTokenizer`` disagree, kerasbert follows bert4ker
   reference above ``word_maxlen=200``);
 - lower-casing is applied to the whole string (Greek final sigma becomes ``ς``; HF's Rust
   tokenizer lower-cases per character, giving ``σ``);
-- private-use (Co), unassigned (Cn) and line / paragraph separator characters are kept as
-  word characters (HF removes or splits on them);
+- private-use (Co) characters are kept as word characters (HF removes them);
+- U+2B820-U+2B91F are CJK ideographs (HF's table skips that block);
 - a pair truncated to an odd budget shortens the longer text first, the first text on ties
   (HF's ``longest_first`` shortens the second text on ties);
 - ``encode(a, "")`` appends an empty second segment: ``[CLS] a [SEP]`` and no extra token
@@ -98,7 +98,8 @@ def is_punctuation(ch):
 
 
 def is_space(ch):
-    return ch in " \n\r\t" or unicodedata.category(ch) == "Zs"
+    """Tab, newline, CR and Unicode Zs / Zl / Zp (what ``str.split`` splits on)."""
+    return ch in " \n\r\t" or unicodedata.category(ch) in ("Zs", "Zl", "Zp")
 
 
 def is_removed(ch):
@@ -113,9 +114,9 @@ def _patterns():
     category = unicodedata.category
     for cp in range(sys.maxunicode + 1):
         cat = category(chr(cp))
-        if cat == "Cn" or cat == "Co" or cat == "Cs":  # most code points: skip the rest
+        if cat in ("Cn", "Co", "Cs", "Me", "Mc"):  # Cn: most code points, skip the rest
             odd.append(cp)
-        elif cat == "Zs" or cp in (9, 10, 13):
+        elif cat in ("Zs", "Zl", "Zp") or cp in (9, 10, 13):
             spaces.append(cp)
         elif cat == "Cc" or cat == "Cf" or cp == 0xFFFD:
             removed.append(cp)
@@ -125,8 +126,7 @@ def _patterns():
             punctuation.append(cp)
         elif cat == "Mn":
             marks.append(cp)
-        elif cat == "Zl" or cat == "Zp":
-            odd.append(cp)
+    odd.extend(range(0x2B820, 0x2B920))  # CJK to the reference, not to HF's Rust code
     cjk = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in CJK_RANGES)
     punct = _ranges_to_class(punctuation)
     space = _ranges_to_class(spaces)
@@ -135,7 +135,8 @@ def _patterns():
         "marks": re.compile(f"[{_ranges_to_class(marks)}]+"),
         "spaces": re.compile(f"[{space}]"),
         "words": re.compile(f"[{cjk}]|[{punct}]|[^{cjk}{punct}{space}]+"),
-        # Characters the Rust tokenizer treats differently (see the module docstring).
+        # Characters the Rust tokenizer treats differently: it removes private-use and
+        # unassigned ones and strips enclosing / spacing marks with the accents.
         "rust_differs": re.compile(f"[{_ranges_to_class(odd)}\u03a3]"),
     }
 

@@ -95,10 +95,21 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         bias = inputs[3] if len(inputs) > 4 else None
         return inputs[0], inputs[1], inputs[2], bias, inputs[-1]
 
+    # The relative terms are batched matmuls over the query position t; putting t first
+    # ((t, batch * heads, ...) layouts) lets XLA run them as one batched GEMM, measurably
+    # faster on CPU than the equivalent einsum on the (batch, heads, t, ...) layout.
     def attention_logits(self, qw, kw, extras):
         logits = super().attention_logits(qw, kw, extras)
-        return logits + ops.einsum("bthd,tsd->bhts", qw, ops.cast(extras, qw.dtype))
+        batch, length = ops.shape(qw)[0], ops.shape(qw)[1]
+        q = ops.reshape(ops.transpose(qw, (1, 0, 2, 3)), (length, -1, self.key_size))
+        relative = ops.matmul(q, ops.transpose(ops.cast(extras, qw.dtype), (0, 2, 1)))
+        relative = ops.reshape(relative, (length, batch, self.heads, -1))
+        return logits + ops.transpose(relative, (1, 2, 0, 3))
 
     def attention_output(self, probs, vw, extras):
         output = super().attention_output(probs, vw, extras)
-        return output + ops.einsum("bhts,tsd->bthd", probs, ops.cast(extras, probs.dtype))
+        batch, length = ops.shape(probs)[0], ops.shape(probs)[2]
+        p = ops.reshape(ops.transpose(probs, (2, 0, 1, 3)), (length, -1, ops.shape(probs)[3]))
+        relative = ops.matmul(p, ops.cast(extras, probs.dtype))
+        relative = ops.reshape(relative, (length, batch, self.heads, self.head_size))
+        return output + ops.transpose(relative, (1, 0, 2, 3))
