@@ -8,8 +8,10 @@ Candidates, measured in the same run on the same lines:
 - ``tokenizers (direct)``: HF's Rust ``BertWordPieceTokenizer.encode`` per line;
 - and the batch APIs: ``Tokenizer.encode_batch`` vs ``BertWordPieceTokenizer.encode_batch``.
 
-The text is synthetic but realistic: sentences of Chinese characters and English words drawn
-from the vocabulary, digits and punctuation, about 40% of characters Chinese.
+The text is synthetic: runs of Chinese characters and English words drawn from the
+vocabulary (half of them with extra word pieces appended, so they must be split, as
+inflected words are), numbers of up to 12 digits and punctuation. The word-piece cache is
+warm, as in any long-running process (each candidate runs once before it is timed).
 
 Run (the bench venv needs kerasbert, tokenizers, and optionally bert4keras)::
 
@@ -34,6 +36,7 @@ def make_corpus(vocab, target_chars, seed=0):
     rng = random.Random(seed)
     chinese = [t for t in vocab if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
     english = [t for t in vocab if t.isascii() and t.isalpha() and len(t) > 2]
+    suffixes = [t[2:] for t in vocab if t.startswith("##") and t[2:].isascii() and t[2:].isalpha()]
     punct = list("，。！？、；：,.!?;:") + ["(", ")", "“", "”"]
     lines, size = [], 0
     while size < target_chars:
@@ -43,10 +46,13 @@ def make_corpus(vocab, target_chars, seed=0):
             if kind < 0.55:
                 parts.append("".join(rng.choices(chinese, k=rng.randint(1, 6))))
             elif kind < 0.85:
+                # Half the words need splitting into pieces, as inflected words do.
                 word = rng.choice(english)
+                if rng.random() < 0.5:
+                    word += "".join(rng.choices(suffixes, k=rng.randint(1, 2)))
                 parts.append(" " + (word.capitalize() if rng.random() < 0.2 else word) + " ")
             elif kind < 0.93:
-                parts.append(str(rng.randint(0, 99999)))
+                parts.append(str(rng.randint(0, 10 ** rng.randint(1, 12))))
             else:
                 parts.append(rng.choice(punct))
         line = "".join(parts).strip()

@@ -108,36 +108,60 @@ def is_removed(ch):
 
 
 @functools.lru_cache(maxsize=1)
-def _patterns():
-    """Compiled regexes for removal, combining marks, and word splitting."""
-    removed, marks, punctuation, spaces, odd = [], [], [], [], []
+def _character_sets():
+    """Code points of each character class, from this Python's Unicode database."""
+    sets = {"removed": [], "marks": [], "punctuation": [], "spaces": [], "odd": []}
     category = unicodedata.category
     for cp in range(sys.maxunicode + 1):
         cat = category(chr(cp))
         if cat in ("Cn", "Co", "Cs", "Me", "Mc"):  # Cn: most code points, skip the rest
-            odd.append(cp)
+            sets["odd"].append(cp)
         elif cat in ("Zs", "Zl", "Zp") or cp in (9, 10, 13):
-            spaces.append(cp)
+            sets["spaces"].append(cp)
         elif cat == "Cc" or cat == "Cf" or cp == 0xFFFD:
-            removed.append(cp)
+            sets["removed"].append(cp)
         elif (
             cat[0] == "P" or 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
         ):
-            punctuation.append(cp)
+            sets["punctuation"].append(cp)
         elif cat == "Mn":
-            marks.append(cp)
-    odd.extend(range(0x2B820, 0x2B920))  # CJK to the reference, not to HF's Rust code
-    cjk = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in CJK_RANGES)
-    punct = _ranges_to_class(punctuation)
-    space = _ranges_to_class(spaces)
+            sets["marks"].append(cp)
+    sets["odd"].extend(range(0x2B820, 0x2B920))  # CJK to the reference, not to HF's Rust code
+    return sets
+
+
+@functools.lru_cache(maxsize=2)
+def _patterns(bmp_only=False):
+    """Compiled regexes for removal, combining marks, and word splitting.
+
+    ``re`` tests a character against a class's astral ranges one by one, so text without
+    astral characters (``max(text) < "\U00010000"``, most text) uses classes limited to the
+    Basic Multilingual Plane, which ``re`` tests with a bitmap.
+    """
+    sets = _character_sets()
+
+    def char_class(name, extra=()):
+        points = sorted(set(sets[name]).union(extra) if extra else sets[name])
+        return _ranges_to_class([cp for cp in points if cp < 0x10000] if bmp_only else points)
+
+    cjk = "".join(
+        f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in CJK_RANGES
+        if not bmp_only or b < 0x10000
+    )
+    punct, space = char_class("punctuation"), char_class("spaces")
     return {
-        "removed": re.compile(f"[{_ranges_to_class(removed)}]+"),
-        "marks": re.compile(f"[{_ranges_to_class(marks)}]+"),
-        "spaces": re.compile(f"[{space}]"),
+        "removed": re.compile(f"[{char_class('removed')}]+"),
+        "marks": re.compile(f"[{char_class('marks')}]+"),
+        "marks_or_removed": re.compile(f"[{char_class('marks', sets['removed'])}]+"),
         "words": re.compile(f"[{cjk}]|[{punct}]|[^{cjk}{punct}{space}]+"),
         # Characters the Rust tokenizer treats differently: it removes private-use and
-        # unassigned ones and strips enclosing / spacing marks with the accents.
-        "rust_differs": re.compile(f"[{_ranges_to_class(odd)}\u03a3]"),
+        # unassigned ones and strips enclosing / spacing marks with the accents. Texts with
+        # astral characters always take the Python path.
+        "rust_differs": re.compile(
+            f"[{_ranges_to_class([cp for cp in sets['odd'] if cp < 0x10000])}"
+            "\u03a3\U00010000-\U0010ffff]"
+        ),
     }
 
 
@@ -308,6 +332,7 @@ class Tokenizer:
         self._cache = {}
         self._cache_size = cache_size
         self._patterns = _patterns()
+        self._bmp_patterns = _patterns(bmp_only=True)
         self._rust = None
         if fast or fast is None:
             self._rust = self._build_rust(required=bool(fast))
@@ -339,21 +364,33 @@ class Tokenizer:
         return [self.id_to_token(i) for i in ids]
 
     # -- normalization and splitting -------------------------------------------------------------
+    def _pick(self, text):
+        """The BMP-only regexes when ``text`` has no astral characters (much faster)."""
+        if not text or text.isascii() or max(text) < "\U00010000":
+            return self._bmp_patterns
+        return self._patterns
+
     def _normalize(self, text):
-        if self._do_lower_case:
-            text = text.lower()
-            if not text.isascii():
-                text = self._patterns["marks"].sub("", unicodedata.normalize("NFD", text))
-        return self._patterns["removed"].sub("", text)
+        patterns = self._pick(text)
+        if not self._do_lower_case:
+            return patterns["removed"].sub("", text)
+        text = text.lower()
+        if text.isascii():
+            return patterns["removed"].sub("", text)
+        if not unicodedata.is_normalized("NFD", text):
+            text = unicodedata.normalize("NFD", text)
+        return patterns["marks_or_removed"].sub("", text)
 
     def _word_pieces(self, word):
-        pieces = self._cache.get(word)
-        if pieces is not None:
-            return pieces
+        """``(pieces, ids)`` of one word, cached."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
         pieces = self._split_word(word)
+        cached = (pieces, [self.token_to_id(piece) for piece in pieces])
         if len(self._cache) < self._cache_size:
-            self._cache[word] = pieces
-        return pieces
+            self._cache[word] = cached
+        return cached
 
     def _split_word(self, word):
         if len(word) > self._word_maxlen:
@@ -372,11 +409,13 @@ class Tokenizer:
             start = end
         return pieces
 
-    def _split(self, normalized):
-        tokens = []
-        for word in self._patterns["words"].findall(normalized):
-            tokens.extend(self._word_pieces(word))
-        return tokens
+    def _split(self, normalized, ids=False):
+        """Tokens (or their ids) of normalized text."""
+        which = 1 if ids else 0
+        out = []
+        for word in self._pick(normalized)["words"].findall(normalized):
+            out.extend(self._word_pieces(word)[which])
+        return out
 
     def _tokenize(self, text):
         """Tokens of ``text`` without start / end tokens (bert4keras's ``_tokenize``)."""
@@ -390,9 +429,26 @@ class Tokenizer:
                 else:
                     tokens.extend(self._split(self._patterns["removed"].sub("", word)))
             return tokens
-        if self._rust is not None and not self._patterns["rust_differs"].search(text):
+        if self._rust_handles(text):
             return self._rust_tokens(text)
         return self._split(self._normalize(text))
+
+    def _text_ids(self, text):
+        """Ids of ``text`` with start / end ids: ``tokens_to_ids(tokenize(text))``, faster."""
+        if self._pre_tokenize is not None or self._token_translate:
+            return self.tokens_to_ids(self.tokenize(text))
+        if self._rust_handles(text):
+            ids = self._rust.encode(text, add_special_tokens=False).ids
+        else:
+            ids = self._split(self._normalize(text), ids=True)
+        if self._token_start is not None:
+            ids.insert(0, self.token_to_id(self._token_start))
+        if self._token_end is not None:
+            ids.append(self.token_to_id(self._token_end))
+        return ids
+
+    def _rust_handles(self, text):
+        return self._rust is not None and not self._patterns["rust_differs"].search(text)
 
     def _normalize_case(self, text):
         text = text.lower()
@@ -432,11 +488,12 @@ class Tokenizer:
         Returns:
             ``(token_ids, segment_ids)``, two lists.
         """
-        first = self.tokenize(first_text) if isinstance(first_text, str) else list(first_text)
+        first = self._text_ids(first_text) if isinstance(first_text, str) else list(first_text)
+        first_is_ids = isinstance(first_text, str)
         second = None
         if second_text is not None:
             second = (
-                self.tokenize(second_text) if isinstance(second_text, str) else list(second_text)
+                self._text_ids(second_text) if isinstance(second_text, str) else list(second_text)
             )
         if maxlen is not None:
             if truncate_from == "right":
@@ -449,12 +506,12 @@ class Tokenizer:
                 maxlen += 1
             truncate_sequences(maxlen, index, first, second)
 
-        token_ids = self.tokens_to_ids(first)
+        token_ids = first if first_is_ids else self.tokens_to_ids(first)
         segment_ids = [0] * len(token_ids)
         if second_text is not None:
             if pattern == "S*E*E":
                 second = second[int(bool(self._token_start)) :]
-            second_ids = self.tokens_to_ids(second)
+            second_ids = second if isinstance(second_text, str) else self.tokens_to_ids(second)
             token_ids.extend(second_ids)
             segment_ids.extend([1] * len(second_ids))
         return token_ids, segment_ids
