@@ -104,3 +104,21 @@ def test_load_report_lists_unused_variables(bert_fixture):
     assert "cls/seq_relationship/output_weights" in report.unused
     assert "bert/pooler/dense/kernel" in report.unused
     assert not report.problems
+
+
+def test_old_hf_names_and_missing_prefix_load_the_same(tmp_path):
+    """Old checkpoints name LayerNorm parameters gamma / beta; BertModel saves drop "bert."."""
+    from safetensors.numpy import load_file, save_file
+
+    fixture = FIXTURES / "bert_tiny_gelu"
+    renamed = {}
+    for name, value in load_file(fixture / "model.safetensors").items():
+        name = name.replace("LayerNorm.weight", "LayerNorm.gamma")
+        name = name.replace("LayerNorm.bias", "LayerNorm.beta")
+        renamed[name.removeprefix("bert.")] = value
+    assert "embeddings.LayerNorm.gamma" in renamed
+    save_file(renamed, tmp_path / "model.safetensors")
+    g = goldens(fixture)
+    a = kerasbert.build_transformer_model(fixture / "config.json", tmp_path, with_mlm="linear")
+    b = kerasbert.build_transformer_model(fixture / "config.json", fixture, with_mlm="linear")
+    np.testing.assert_array_equal(_predict(a, g), _predict(b, g))
