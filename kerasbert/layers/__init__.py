@@ -4,10 +4,13 @@ from kerasbert.layers.attention import MultiHeadAttention
 from kerasbert.layers.core import Add, BiasAdd, TokenSlice
 from kerasbert.layers.embeddings import Embedding, PositionEmbedding
 from kerasbert.layers.feedforward import FeedForward
+from kerasbert.layers.masks import CausalAttentionBias, UniLMAttentionBias
 from kerasbert.layers.normalization import LayerNormalization
 from kerasbert.layers.relative import RelativeMultiHeadAttention, RelativePositionEmbedding
 
 __all__ = [
+    "CausalAttentionBias",
+    "UniLMAttentionBias",
     "Add",
     "BiasAdd",
     "Embedding",

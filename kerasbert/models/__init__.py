@@ -8,7 +8,12 @@ from kerasbert.errors import ConfigError, KerasBertError, ModelTypeError
 from kerasbert.models.albert import ALBERT, ALBERTUnshared
 from kerasbert.models.bert import BERT
 from kerasbert.models.nezha import NEZHA
-from kerasbert.models.transformer import Transformer, accepted_arguments, check_options
+from kerasbert.models.transformer import (
+    APPLICATIONS,
+    Transformer,
+    accepted_arguments,
+    check_options,
+)
 
 MODELS = {
     "bert": BERT,
@@ -19,7 +24,6 @@ MODELS = {
 }
 FAMILIES = {"bert": "bert", "roberta": "bert", "albert": "albert",
             "albert_unshared": "albert", "nezha": "nezha"}  # fmt: skip
-APPLICATIONS = ("encoder",)
 
 # Keyword arguments that override config-file values (bert4keras merges them into the
 # config); every other keyword argument is a builder option.
@@ -102,7 +106,9 @@ def build_transformer_model(
             ``"nezha"``, or ``"auto"``. The default (None) is ``"auto"``: the family is read
             from the checkpoint's variable names and the config's keys (BERT when neither
             says). A model that contradicts the checkpoint is an error.
-        application: ``"encoder"``.
+        application: ``"encoder"``, ``"lm"`` (causal attention, for language models) or
+            ``"unilm"`` (UniLM: segment 0 is the bidirectional source, segment 1 the
+            causal target), for every family.
         return_keras_model: return the ``keras.Model`` (True) or the builder object, whose
             ``.model`` is the Keras model and ``.load_report`` says what was loaded.
         **kwargs: config overrides and builder options: ``with_pool``, ``with_nsp``,
@@ -137,7 +143,7 @@ def build_transformer_model(
     arguments = {k: v for k, v in config.items() if k in accepted and k in CONFIG_KEYS}
     arguments.update(options)
 
-    builder = builder_class(**arguments)
+    builder = builder_class(application=application, **arguments)
     builder.build()
     if checkpoint is not None:
         builder.load_weights_from_checkpoint(checkpoint)

@@ -176,8 +176,8 @@ class BERT(Transformer):
         return self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name=f"{name}-Norm")
 
     def attention_extra_inputs(self):
-        """Tensors appended to ``[q, k, v]`` (NEZHA's relative positions, LM masks)."""
-        return []
+        """Tensors appended to ``[q, k, v]``: the LM / UniLM bias (NEZHA adds positions)."""
+        return [] if self.attention_bias is None else [self.attention_bias]
 
     def apply_final_layers(self, inputs):
         x = inputs

@@ -45,4 +45,4 @@ class NEZHA(BERT):
         return RelativeMultiHeadAttention, {}
 
     def attention_extra_inputs(self):
-        return [self.relative_positions]
+        return super().attention_extra_inputs() + [self.relative_positions]

@@ -14,7 +14,10 @@ import inspect
 import keras
 
 from kerasbert.checkpoints import load_weights, open_checkpoint
-from kerasbert.errors import ConfigError
+from kerasbert.errors import ConfigError, ModelTypeError
+from kerasbert.layers import CausalAttentionBias, UniLMAttentionBias
+
+APPLICATIONS = ("encoder", "lm", "unilm")
 
 
 class Transformer:
@@ -34,6 +37,8 @@ class Transformer:
         keep_tokens: token ids kept from the checkpoint's vocabulary (shrinks it).
         compound_tokens: extra tokens whose embeddings average existing ones.
         ignore_invalid_weights: load what fits and warn about the rest.
+        application: ``"encoder"`` (bidirectional), ``"lm"`` (causal attention) or
+            ``"unilm"`` (UniLM's seq2seq mask from the segment ids).
         name: name of the keras.Model.
 
     Example:
@@ -65,6 +70,7 @@ class Transformer:
         keep_tokens=None,
         compound_tokens=None,
         ignore_invalid_weights=False,
+        application="encoder",
         name=None,
     ):
         if keep_tokens is not None:
@@ -94,6 +100,12 @@ class Transformer:
         self.keep_tokens = keep_tokens
         self.compound_tokens = compound_tokens
         self.ignore_invalid_weights = ignore_invalid_weights
+        if application not in APPLICATIONS:
+            raise ModelTypeError(
+                f"Unknown application {application!r}; available: {list(APPLICATIONS)}."
+            )
+        self.application = application
+        self.attention_bias = None
         self.name = name or self.default_name
         self.layers = {}
         self.model = None
@@ -121,6 +133,7 @@ class Transformer:
     def build(self):
         """Build and return the functional ``keras.Model`` (also kept as ``.model``)."""
         inputs = self.get_inputs()
+        self.attention_bias = self.compute_attention_bias(inputs)
         outputs = self.apply_embeddings(inputs)
         for index in range(self.num_hidden_layers):
             outputs = self.apply_main_layers(outputs, index)
@@ -130,6 +143,19 @@ class Transformer:
 
     def get_inputs(self):
         raise NotImplementedError
+
+    def compute_attention_bias(self, inputs):
+        """The additive attention bias of the application (None for the encoder)."""
+        if self.application == "lm":
+            return self.apply(inputs[0], CausalAttentionBias, name="Attention-LM-Mask")
+        if self.application == "unilm":
+            if len(inputs) < 2:
+                raise ConfigError(
+                    "application='unilm' reads the source/target split from the segment "
+                    "ids; do not set segment_vocab_size=0."
+                )
+            return self.apply(inputs[1], UniLMAttentionBias, name="Attention-UniLM-Mask")
+        return None
 
     def apply_embeddings(self, inputs):
         raise NotImplementedError
