@@ -2,6 +2,7 @@
 
 from kerasbert.layers.attention import MultiHeadAttention
 from kerasbert.layers.core import Add, BiasAdd, TokenSlice
+from kerasbert.layers.crf import ConditionalRandomField, CRFFunction
 from kerasbert.layers.embeddings import Embedding, PositionEmbedding
 from kerasbert.layers.feedforward import FeedForward
 from kerasbert.layers.masks import CausalAttentionBias, UniLMAttentionBias
@@ -9,6 +10,8 @@ from kerasbert.layers.normalization import LayerNormalization
 from kerasbert.layers.relative import RelativeMultiHeadAttention, RelativePositionEmbedding
 
 __all__ = [
+    "ConditionalRandomField",
+    "CRFFunction",
     "CausalAttentionBias",
     "UniLMAttentionBias",
     "Add",
