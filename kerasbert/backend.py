@@ -8,6 +8,10 @@ import keras
 from keras import ops
 
 from kerasbert.errors import ConfigError
+from kerasbert.losses import (  # noqa: F401 (bert4keras scripts import them from the backend)
+    multilabel_categorical_crossentropy,
+    sparse_multilabel_categorical_crossentropy,
+)
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
@@ -98,3 +102,65 @@ def sequence_masking(x, mask, value=0.0, axis=1):
     while len(mask.shape) < len(x.shape):
         mask = ops.expand_dims(mask, -1)
     return ops.where(mask, x, ops.cast(value, x.dtype))
+
+
+def sinusoidal_embeddings(positions, dim, base=10000.0):
+    """Sin/cos encodings of ``positions``: shape ``positions.shape + (dim,)``, float32.
+
+    Args:
+        positions: a tensor of (integer or float) positions, any shape.
+        dim: the encoding size; must be even.
+        base: the wavelength base; 10000 as in the Transformer paper.
+
+    Example:
+
+    >>> e = sinusoidal_embeddings(keras.ops.arange(3), 4)
+    >>> e.shape, [round(v, 3) for v in keras.ops.convert_to_numpy(e)[1].tolist()]
+    ((3, 4), [0.841, 0.54, 0.01, 1.0])
+    """
+    if dim % 2:
+        raise ConfigError(f"Sinusoidal embeddings need an even size; got dim={dim}.")
+    positions = ops.cast(positions, "float32")
+    exponents = ops.arange(0, dim // 2, dtype="float32") * (-2.0 / dim)
+    inv_freq = ops.power(ops.cast(base, "float32"), exponents)
+    angles = ops.expand_dims(positions, -1) * inv_freq
+    pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
+    return ops.reshape(pairs, tuple(ops.shape(angles)[:-1]) + (dim,))
+
+
+def apply_rotary_position_embeddings(sinusoidal, *tensors):
+    """Rotate each channel pair of ``tensors`` by its position's angle (RoPE).
+
+    With ``(s, c) = (sin, cos)`` of a pair's angle, channels ``(x0, x1)`` become
+    ``(x0 c - x1 s, x1 c + x0 s)``, so the dot product of a rotated query at position ``m``
+    and a rotated key at position ``n`` depends on ``m - n`` only.
+
+    Args:
+        sinusoidal: :func:`sinusoidal_embeddings` of shape ``(batch or 1, seq_len, dim)``.
+        *tensors: tensors of shape ``(batch, seq_len, ..., dim)`` (e.g. per-head queries and
+            keys ``(batch, seq_len, heads, dim)``), all of the same shape.
+
+    Returns:
+        The rotated tensor, or a list of them when more than one was given.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.ones((1, 3, 2), "float32")
+    >>> y = apply_rotary_position_embeddings(sinusoidal_embeddings(np.arange(3)[None], 2), x)
+    >>> [round(v, 4) for v in keras.ops.convert_to_numpy(y)[0, 1].tolist()]
+    [-0.3012, 1.3818]
+    """
+    if not tensors:
+        raise ConfigError("apply_rotary_position_embeddings needs at least one tensor.")
+    outputs = []
+    for x in tensors:
+        table = ops.cast(sinusoidal, x.dtype)
+        while len(table.shape) < len(x.shape):
+            table = ops.expand_dims(table, -2)
+        cos = ops.repeat(table[..., 1::2], 2, axis=-1)
+        sin = ops.repeat(table[..., ::2], 2, axis=-1)
+        # (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)
+        swapped = ops.reshape(ops.stack([-x[..., 1::2], x[..., ::2]], axis=-1), ops.shape(x))
+        outputs.append(x * cos + swapped * sin)
+    return outputs[0] if len(outputs) == 1 else outputs
