@@ -87,3 +87,34 @@ def test_unilm_model_round_trips(tmp_path):
     ids = np.array([[2, 5, 3, 7, 9, 3]], "int32")
     segments = np.array([[0, 0, 0, 1, 1, 1]], "int32")
     np.testing.assert_array_equal(_run(model, ids, segments), _run(loaded, ids, segments))
+
+
+def test_conditional_layer_norm_starts_as_the_loaded_model(tmp_path):
+    """bert4keras's layer_norm_cond / additional_input_layers: every LayerNorm is conditioned
+    on an extra input; the projections start at zero, so the loaded checkpoint's outputs are
+    unchanged whatever the condition, and they move once the projections do."""
+    from conftest import FIXTURES, goldens
+
+    fixture = FIXTURES / "bert_tiny_gelu"
+    g = goldens(fixture)
+    mask = g["attention_mask"].astype(bool)
+    condition = keras.Input((5,), name="Input-Condition")
+    builder = kerasbert.build_transformer_model(
+        fixture / "config.json", fixture, layer_norm_cond=condition,
+        layer_norm_cond_hidden_size=7, layer_norm_cond_hidden_act="tanh",
+        additional_input_layers=condition, return_keras_model=False,
+    )  # fmt: skip
+    model = builder.model
+    assert [i.name for i in model.inputs] == ["Input-Token", "Input-Segment", "Input-Condition"]
+    cond = np.random.default_rng(0).normal(size=(3, 5)).astype("float32")
+    out = model.predict([g["token_ids"], g["segment_ids"], cond], verbose=0)
+    assert np.abs(out[mask] - g["sequence_output"][mask]).max() < 1e-5
+    norm = model.get_layer("Transformer-0-FeedForward-Norm")
+    kernel = norm.gamma_dense.kernel
+    kernel.assign(np.ones(kernel.shape, "float32"))
+    moved = model.predict([g["token_ids"], g["segment_ids"], cond], verbose=0)
+    assert np.abs(moved[mask] - out[mask]).max() > 1e-3
+    model.save(tmp_path / "cond.keras")
+    loaded = keras.models.load_model(tmp_path / "cond.keras")
+    again = loaded.predict([g["token_ids"], g["segment_ids"], cond], verbose=0)
+    np.testing.assert_array_equal(again, moved)

@@ -10,6 +10,7 @@ Loading checks every mapped variable (present, right shape) before assigning any
 is never half-loaded; then it reads, converts and assigns one array at a time.
 """
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -67,7 +68,7 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
     return shape
 
 
-def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens):
+def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, fresh=()):
     """Pair model variables with checkpoint names; collect what does not fit."""
     layers = {layer.name: layer for layer in model.layers}
     plan, problems, mapped = [], [], set()
@@ -95,8 +96,9 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens):
                 )
                 continue
             plan.append((variable, name, transform))
+    fresh = [re.compile(pattern) for pattern in fresh]
     for variable in model.weights:
-        if variable.path not in mapped:
+        if variable.path not in mapped and not any(p.search(variable.path) for p in fresh):
             problems.append(f"no checkpoint variable is mapped to {variable.path}")
     return plan, problems
 
@@ -108,6 +110,7 @@ def load_weights(
     ignore_invalid_weights=False,
     keep_tokens=None,
     compound_tokens=None,
+    fresh=(),
 ):
     """Assign a checkpoint's variables to a model through a variable mapping.
 
@@ -121,6 +124,8 @@ def load_weights(
         keep_tokens: token ids to keep from the checkpoint's vocabulary, in order.
         compound_tokens: extra tokens, each a list of ids (or ``(ids, weights)``) whose
             embeddings are averaged.
+        fresh: regexes of variable paths that no checkpoint holds and that keep their
+            initial values (e.g. a conditional layer norm's projections).
 
     Returns:
         A :class:`LoadReport`.
@@ -142,7 +147,7 @@ def load_weights(
     ...
     kerasbert.errors.WeightLoadingError: ...
     """
-    plan, problems = _plan(model, checkpoint, mapping, keep_tokens, compound_tokens)
+    plan, problems = _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, fresh)
     report = LoadReport(problems=problems)
     if problems:
         listing = "\n  ".join(problems[:40])

@@ -40,6 +40,13 @@ class BERT(Transformer):
             activation name such as ``"linear"`` for logits); implies ``with_pool``.
         with_mlm: add the MLM head tied to the token embedding (``True`` = softmax, or an
             activation name such as ``"linear"`` for logits).
+        layer_norm_cond: a tensor (e.g. a ``keras.Input`` of shape ``(dim,)``) that
+            conditions every layer normalization (bert4keras's conditional LayerNorm); its
+            projections start at zero, so a loaded model starts as the unconditioned one.
+        layer_norm_cond_hidden_size: size of an optional hidden projection of the condition.
+        layer_norm_cond_hidden_act: its activation.
+        additional_input_layers: extra ``keras.Input`` layers the model takes after the token
+            and segment inputs (the inputs ``layer_norm_cond`` is computed from).
         **kwargs: the sizes and options of :class:`kerasbert.models.transformer.Transformer`.
 
     Outputs follow bert4keras: no head -> the sequence output; one head -> that head's
@@ -62,9 +69,21 @@ class BERT(Transformer):
         with_pool=False,
         with_nsp=False,
         with_mlm=False,
+        layer_norm_cond=None,
+        layer_norm_cond_hidden_size=None,
+        layer_norm_cond_hidden_act=None,
+        additional_input_layers=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.layer_norm_cond = layer_norm_cond
+        self.layer_norm_cond_hidden_size = layer_norm_cond_hidden_size
+        self.layer_norm_cond_hidden_act = layer_norm_cond_hidden_act
+        if additional_input_layers is not None and not isinstance(
+            additional_input_layers, (list, tuple)
+        ):
+            additional_input_layers = [additional_input_layers]
+        self.additional_input_layers = list(additional_input_layers or [])
         self.max_position = max_position
         self.segment_vocab_size = segment_vocab_size
         self.with_pool = with_pool or bool(with_nsp)
@@ -76,7 +95,7 @@ class BERT(Transformer):
         inputs = [keras.Input((self.sequence_length,), dtype="int32", name="Input-Token")]
         if self.segment_vocab_size > 0:
             inputs.append(keras.Input((self.sequence_length,), dtype="int32", name="Input-Segment"))
-        return inputs
+        return inputs + self.additional_input_layers
 
     def apply_embeddings(self, inputs):
         token_ids = inputs[0]
@@ -100,7 +119,7 @@ class BERT(Transformer):
             )
             x = self.apply([x, s], Add, name="Embedding-Token-Segment")
         x = self.apply_position_embedding(x)
-        x = self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name="Embedding-Norm")
+        x = self.apply_norm(x, "Embedding-Norm")
         x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
         if self.uses_embedding_mapping():
             x = self.apply(
@@ -170,10 +189,25 @@ class BERT(Transformer):
         )
         return self.apply_residual_block(x, y, feed_forward_name)
 
+    def apply_norm(self, x, name):
+        """A layer normalization, conditioned on ``layer_norm_cond`` when one is given."""
+        if self.layer_norm_cond is None:
+            return self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name=name)
+        return self.apply(
+            [x, self.layer_norm_cond],
+            LayerNormalization,
+            epsilon=self.layer_norm_eps,
+            conditional=True,
+            hidden_units=self.layer_norm_cond_hidden_size,
+            hidden_activation=self.layer_norm_cond_hidden_act or "linear",
+            hidden_initializer=self.initializer,
+            name=name,
+        )
+
     def apply_residual_block(self, shortcut, x, name):
         x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
         x = self.apply([shortcut, x], Add, name=f"{name}-Add")
-        return self.apply(x, LayerNormalization, epsilon=self.layer_norm_eps, name=f"{name}-Norm")
+        return self.apply_norm(x, f"{name}-Norm")
 
     def attention_extra_inputs(self):
         """Tensors appended to ``[q, k, v]``: the LM / UniLM bias (NEZHA adds positions)."""
@@ -211,7 +245,7 @@ class BERT(Transformer):
                 kernel_initializer=self.initializer,
                 name="MLM-Dense",
             )
-            y = self.apply(y, LayerNormalization, epsilon=self.layer_norm_eps, name="MLM-Norm")
+            y = self.apply_norm(y, "MLM-Norm")
             y = self.apply(y, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
             y = self.apply(y, BiasAdd, name="MLM-Bias")
             y = self.apply(

@@ -149,7 +149,7 @@ class Transformer:
         if self.application == "lm":
             return self.apply(inputs[0], CausalAttentionBias, name="Attention-LM-Mask")
         if self.application == "unilm":
-            if len(inputs) < 2:
+            if getattr(self, "segment_vocab_size", 0) <= 0:
                 raise ConfigError(
                     "application='unilm' reads the source/target split from the segment "
                     "ids; do not set segment_vocab_size=0."
@@ -171,6 +171,10 @@ class Transformer:
         """``{layer name: {variable path in layer: checkpoint source}}``."""
         raise NotImplementedError
 
+    # Variables that exist in no checkpoint and keep their initial values (regexes of paths):
+    # the projections of a conditional layer normalization start at zero by design.
+    fresh_variables = (r"-Norm/(hidden|gamma|beta)_dense/",)
+
     def load_weights_from_checkpoint(self, checkpoint):
         """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``.
 
@@ -190,6 +194,7 @@ class Transformer:
                 ignore_invalid_weights=self.ignore_invalid_weights,
                 keep_tokens=self.keep_tokens,
                 compound_tokens=self.compound_tokens,
+                fresh=self.fresh_variables,
             )
         return self.load_report
 
