@@ -93,7 +93,7 @@ def sequence_masking(x, mask, value=0.0, axis=1):
     if mask is None:
         return x
     if value in ("-inf", "inf"):
-        big = 1e12 if keras.backend.standardize_dtype(x.dtype) == "float32" else 1e4
+        big = infinity() if keras.backend.standardize_dtype(x.dtype) == "float32" else 1e4
         value = -big if value == "-inf" else big
     axis = axis % len(x.shape)
     mask = ops.cast(mask, "bool")
@@ -164,3 +164,122 @@ def apply_rotary_position_embeddings(sinusoidal, *tensors):
         swapped = ops.reshape(ops.stack([-x[..., 1::2], x[..., ::2]], axis=-1), ops.shape(x))
         outputs.append(x * cos + swapped * sin)
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+# -- bert4keras's backend names -------------------------------------------------------------------
+# bert4keras scripts write ``K.sum(...)``, ``K.cast(...)``: Keras 3's ops provide those names.
+K = ops
+
+_INFINITY = [1e12]
+
+
+def infinity():
+    """The large number standing for infinity in masks (bert4keras's ``infinity``).
+
+    Example:
+
+    >>> infinity()
+    1000000000000.0
+    """
+    return _INFINITY[0]
+
+
+def set_infinity(value):
+    """Change the value :func:`infinity` returns (e.g. 1e4 for float16 work)."""
+    _INFINITY[0] = float(value)
+
+
+def set_gelu(version):
+    """Choose what the activation name ``"gelu"`` means: ``"erf"`` or ``"tanh"``.
+
+    Model configs are unaffected (they name ``gelu_erf`` / ``gelu_tanh`` explicitly); this
+    is for layers that a script creates with ``activation="gelu"`` through
+    :func:`get_activation`.
+
+    Example:
+
+    >>> set_gelu("tanh"); get_activation("gelu") is gelu_tanh
+    True
+    >>> set_gelu("erf")
+    """
+    version = str(version).lower()
+    if version not in ("erf", "tanh"):
+        raise ConfigError(f"set_gelu takes 'erf' or 'tanh', not {version!r}.")
+    _ACTIVATIONS["gelu"] = gelu_erf if version == "erf" else gelu_tanh
+
+
+def piecewise_linear(t, schedule, from_zero=True):
+    """bert4keras's piecewise-linear function of a step ``t`` ({step: value} knots).
+
+    Example:
+
+    >>> float(piecewise_linear(500, {1000: 1.0}))
+    0.5
+    """
+    from kerasbert.optimizers import PiecewiseLinearSchedule
+
+    return PiecewiseLinearSchedule(schedule, 1.0, from_zero).multiplier(t)
+
+
+def batch_gather(params, indices):
+    """Per-example gather along axis 1: ``out[b, i] = params[b, indices[b, i]]``.
+
+    Args:
+        params: tensor ``(batch, n, ...)``.
+        indices: integer tensor ``(batch, m)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> p = np.arange(12.0).reshape(2, 3, 2)
+    >>> keras.ops.convert_to_numpy(batch_gather(p, np.array([[2], [0]])))[:, 0].tolist()
+    [[4.0, 5.0], [6.0, 7.0]]
+    """
+    indices = ops.cast(indices, "int32")
+    extra = len(params.shape) - 2
+    expanded = ops.reshape(indices, tuple(ops.shape(indices)) + (1,) * extra)
+    target = tuple(ops.shape(indices)) + tuple(ops.shape(params)[2:])
+    return ops.take_along_axis(params, ops.broadcast_to(expanded, target), axis=1)
+
+
+def swish(x):
+    """``x * sigmoid(x)``."""
+    return ops.silu(x)
+
+
+def leaky_relu(x, alpha=0.2):
+    """Leaky ReLU with bert4keras's default slope 0.2."""
+    return ops.leaky_relu(x, negative_slope=alpha)
+
+
+def root_mean_square(x, axis=None, keepdims=False):
+    """``sqrt(mean(x**2))`` over ``axis``."""
+    return ops.sqrt(ops.mean(ops.square(x), axis=axis, keepdims=keepdims))
+
+
+def search_layer(inputs, name, exclude_from=None):
+    """Find the layer called ``name`` upstream of a symbolic tensor (bert4keras's helper).
+
+    Args:
+        inputs: a Keras symbolic tensor, e.g. ``model.output``.
+        name: the layer name.
+        exclude_from: layers not to walk through.
+
+    Returns:
+        The layer, or None.
+    """
+    seen, stack = {id(layer) for layer in exclude_from or ()}, [inputs]
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            continue
+        layer = history[0]
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if layer.name == name:
+            return layer
+        node = layer._inbound_nodes[history[1]]
+        stack.extend(node.input_tensors)
+    return None

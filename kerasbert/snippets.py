@@ -703,8 +703,148 @@ class AutoRegressiveDecoder:
         return results
 
 
+def to_array(*args):
+    """Turn each argument into a numpy array (bert4keras's ``to_array``).
+
+    Example:
+
+    >>> to_array([1, 2])[0].dtype.kind
+    'i'
+    """
+    results = [np.array(a) for a in args]
+    return results[0] if len(args) == 1 else results
+
+
+def is_string(value):
+    """Whether ``value`` is a str."""
+    return isinstance(value, str)
+
+
+def strQ2B(text):  # noqa: N802 (bert4keras's name)
+    """Full-width characters to half-width (ideographic space to space).
+
+    Example:
+
+    >>> strQ2B("ＡＢＣ１２３，")
+    'ABC123,'
+    """
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code == 0x3000:
+            code = 0x20
+        elif 0xFF01 <= code <= 0xFF5E:
+            code -= 0xFEE0
+        out.append(chr(code))
+    return "".join(out)
+
+
+def longest_common_substring(source, target):
+    """Longest common contiguous run: ``(length, (source_start, source_end, target_start,
+    target_end))`` with exclusive ends.
+
+    Example:
+
+    >>> longest_common_substring("abcde", "xbcdy")
+    (3, (1, 4, 1, 4))
+    """
+    best, span = 0, (0, 0, 0, 0)
+    previous = [0] * (len(target) + 1)
+    for i in range(1, len(source) + 1):
+        current = [0] * (len(target) + 1)
+        for j in range(1, len(target) + 1):
+            if source[i - 1] == target[j - 1]:
+                current[j] = previous[j - 1] + 1
+                if current[j] > best:
+                    best, span = current[j], (i - current[j], i, j - current[j], j)
+        previous = current
+    return best, span
+
+
+def longest_common_subsequence(source, target):
+    """Longest common subsequence: ``(length, [(source_index, target_index), ...])``.
+
+    Example:
+
+    >>> longest_common_subsequence("abcde", "ace")
+    (3, [(0, 0), (2, 1), (4, 2)])
+    """
+    n, m = len(source), len(target)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n):
+        for j in range(m):
+            if source[i] == target[j]:
+                table[i + 1][j + 1] = table[i][j] + 1
+            else:
+                table[i + 1][j + 1] = max(table[i][j + 1], table[i + 1][j])
+    pairs, i, j = [], n, m
+    while i and j:
+        if source[i - 1] == target[j - 1]:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif table[i - 1][j] >= table[i][j - 1]:
+            i -= 1
+        else:
+            j -= 1
+    return table[n][m], pairs[::-1]
+
+
+def insert_arguments(**arguments):
+    """Class decorator adding keyword arguments (with defaults) stored as attributes.
+
+    Example:
+
+    >>> @insert_arguments(size=3)
+    ... class Box:
+    ...     def __init__(self, **kwargs):
+    ...         pass
+    >>> Box(size=5).size, Box().size
+    (5, 3)
+    """
+
+    def decorator(cls):
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def new_init(self, *args, **kwargs):
+            for key, default in arguments.items():
+                setattr(self, key, kwargs.pop(key, default))
+            init(self, *args, **kwargs)
+
+        cls.__init__ = new_init
+        return cls
+
+    return decorator
+
+
+def delete_arguments(*names):
+    """Class decorator refusing the named keyword arguments with a clear error."""
+
+    def decorator(cls):
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def new_init(self, *args, **kwargs):
+            for name in names:
+                if name in kwargs:
+                    raise SnippetError(f"{cls.__name__} does not take the argument {name!r}.")
+            init(self, *args, **kwargs)
+
+        cls.__init__ = new_init
+        return cls
+
+    return decorator
+
+
 __all__ = [
     "AutoRegressiveDecoder",
+    "delete_arguments",
+    "insert_arguments",
+    "is_string",
+    "longest_common_subsequence",
+    "longest_common_substring",
+    "strQ2B",
+    "to_array",
     "DataGenerator",
     "SnippetError",
     "ViterbiDecoder",

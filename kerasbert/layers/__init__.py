@@ -9,11 +9,18 @@ from kerasbert.layers.loss import Loss
 from kerasbert.layers.masks import CausalAttentionBias, UniLMAttentionBias
 from kerasbert.layers.normalization import LayerNormalization
 from kerasbert.layers.pointers import EfficientGlobalPointer, GlobalPointer
-from kerasbert.layers.pooling import MaskedGlobalPooling1D
+from kerasbert.layers.pooling import (
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaskedGlobalPooling1D,
+)
 from kerasbert.layers.position import SinusoidalPositionEmbedding
 from kerasbert.layers.relative import RelativeMultiHeadAttention, RelativePositionEmbedding
 
 __all__ = [
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "custom_objects",
     "EfficientGlobalPointer",
     "GlobalPointer",
     "Loss",
@@ -34,3 +41,7 @@ __all__ = [
     "RelativePositionEmbedding",
     "TokenSlice",
 ]
+
+# bert4keras's ``custom_objects``: every kerasbert layer by class name (Keras 3 also finds
+# them through registration, so ``load_model`` needs no ``custom_objects``).
+custom_objects = {name: globals()[name] for name in __all__ if name != "custom_objects"}

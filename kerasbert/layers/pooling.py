@@ -69,3 +69,28 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
         config = super().get_config()
         config.update({"mode": self.mode})
         return config
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class GlobalAveragePooling1D(MaskedGlobalPooling1D):
+    """bert4keras's mask-aware average pooling: ``MaskedGlobalPooling1D(mode="mean")``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> GlobalAveragePooling1D()(np.ones((2, 3, 4), "float32")).shape
+    (2, 4)
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.pop("mode", None)
+        super().__init__(mode="mean", **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class GlobalMaxPooling1D(MaskedGlobalPooling1D):
+    """bert4keras's mask-aware max pooling: ``MaskedGlobalPooling1D(mode="max")``."""
+
+    def __init__(self, **kwargs):
+        kwargs.pop("mode", None)
+        super().__init__(mode="max", **kwargs)

@@ -193,13 +193,49 @@ def mapping_for_model(model):
     return builder(num_hidden_layers=max(layers) + 1, **sizes).variable_mapping()
 
 
+# bert4keras's names.
+ALBERT_Unshared = ALBERTUnshared
+
+
+def _with_application(BaseModel, application, name):
+    class Extended(BaseModel):
+        def __init__(self, application=application, **kwargs):
+            super().__init__(application=application, **kwargs)
+
+    Extended.__name__ = Extended.__qualname__ = name or f"{BaseModel.__name__}_{application}"
+    return Extended
+
+
+def extend_with_language_model(BaseModel, name=None):
+    """bert4keras's ``extend_with_language_model``: the builder class with causal attention.
+
+    Equivalent to ``build_transformer_model(..., application="lm")``.
+
+    Example:
+
+    >>> LM = extend_with_language_model(BERT)
+    >>> LM(vocab_size=10, hidden_size=4, num_hidden_layers=1, num_attention_heads=1,
+    ...    intermediate_size=8).application
+    'lm'
+    """
+    return _with_application(BaseModel, "lm", name)
+
+
+def extend_with_unified_language_model(BaseModel, name=None):
+    """bert4keras's ``extend_with_unified_language_model``: UniLM attention (``"unilm"``)."""
+    return _with_application(BaseModel, "unilm", name)
+
+
 __all__ = [
     "ALBERT",
     "ALBERTUnshared",
+    "ALBERT_Unshared",
     "BERT",
     "MODELS",
     "NEZHA",
     "Transformer",
     "build_transformer_model",
+    "extend_with_language_model",
+    "extend_with_unified_language_model",
     "mapping_for_model",
 ]
