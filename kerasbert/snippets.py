@@ -472,9 +472,9 @@ class AutoRegressiveDecoder:
     return afterwards. Unlike bert4keras, the decoder keeps states aligned with the
     candidates: every array in ``states`` (nested in lists, tuples or dicts) whose leading
     axis has one entry per row is re-indexed as rows are repeated, reordered by the beam or
-    dropped when finished; other leaves pass through unchanged. kerasbert's models expose
-    no incremental (key/value cache) call yet, so a BERT/UniLM ``predict`` recomputes the
-    prefix; a model with its own step function can use states today.
+    dropped when finished; other leaves pass through unchanged. For kerasbert's LM / UniLM
+    models, :class:`kerasbert.models.IncrementalModel` returns exactly such a cache of past
+    keys and values, so ``predict`` processes only the newest id.
 
     Args:
         start_id: id every output starts with (None: start from nothing).

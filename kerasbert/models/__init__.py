@@ -7,6 +7,7 @@ from kerasbert.config import load_config
 from kerasbert.errors import ConfigError, KerasBertError, ModelTypeError
 from kerasbert.models.albert import ALBERT, ALBERTUnshared
 from kerasbert.models.bert import BERT
+from kerasbert.models.decoding import IncrementalModel
 from kerasbert.models.nezha import NEZHA
 from kerasbert.models.transformer import (
     APPLICATIONS,
@@ -231,6 +232,7 @@ __all__ = [
     "ALBERTUnshared",
     "ALBERT_Unshared",
     "BERT",
+    "IncrementalModel",
     "MODELS",
     "NEZHA",
     "Transformer",

@@ -1,0 +1,77 @@
+"""Key/value-cached incremental decoding equals running the whole model on the prefix."""
+
+import numpy as np
+import pytest
+
+import kerasbert
+from kerasbert.models import IncrementalModel
+from kerasbert.snippets import AutoRegressiveDecoder
+
+CONFIG = {"vocab_size": 30, "hidden_size": 16, "num_hidden_layers": 2, "embedding_size": 8,
+          "num_attention_heads": 2, "intermediate_size": 24, "hidden_act": "gelu_erf",
+          "max_relative_position": 3, "initializer_range": 0.3}  # fmt: skip
+
+
+def _builder(family, application, **kwargs):
+    return kerasbert.build_transformer_model(
+        CONFIG, model=family, application=application, with_mlm=True,
+        return_keras_model=False, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["bert", "albert", "nezha"])
+@pytest.mark.parametrize("application", ["lm", "unilm"])
+def test_cached_steps_equal_the_full_model(family, application):
+    builder = _builder(family, application)
+    ids = np.array([[2, 5, 9, 3, 11, 13, 17, 19, 3], [2, 7, 3, 4, 6, 8, 10, 12, 3]], "int32")
+    segments = np.array([[0, 0, 0, 0, 1, 1, 1, 1, 1]] * 2, "int32")
+    if application == "lm":
+        segments = np.zeros_like(ids)
+    full = builder.model.predict([ids, segments], verbose=0)
+    step = IncrementalModel(builder)
+    outputs, cache = step(ids[:, :4], segments[:, :4])
+    pieces = [outputs]
+    for t in range(4, ids.shape[1]):
+        outputs, cache = step(ids[:, t : t + 1], segments[:, t : t + 1], cache)
+        pieces.append(outputs)
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5)
+
+
+def test_beam_search_with_cache_equals_without():
+    builder = _builder("nezha", "unilm")
+    model = builder.model
+    step = IncrementalModel(builder)
+
+    class Uncached(AutoRegressiveDecoder):
+        @AutoRegressiveDecoder.wraps(default_rtype="probas")
+        def predict(self, inputs, output_ids, states):
+            ids = np.concatenate([inputs[0], output_ids], 1)
+            segments = np.concatenate([inputs[1], np.ones_like(output_ids)], 1)
+            return model.predict([ids, segments], verbose=0)[:, -1]
+
+    class Cached(AutoRegressiveDecoder):
+        @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+        def predict(self, inputs, output_ids, states):
+            if states is None:  # the source and the start token
+                ids = np.concatenate([inputs[0], output_ids], 1)
+                segments = np.concatenate([inputs[1], np.ones_like(output_ids)], 1)
+            else:  # only the newest id
+                ids, segments = output_ids[:, -1:], np.ones_like(output_ids[:, -1:])
+            probas, cache = step(ids, segments, states)
+            return probas[:, -1], cache
+
+    source = [np.array([2, 5, 9, 11, 3], "int32"), np.zeros(5, "int32")]
+    for topk in (1, 3):
+        expected = Uncached(start_id=4, end_id=3, maxlen=6).beam_search(source, topk=topk)
+        got = Cached(start_id=4, end_id=3, maxlen=6).beam_search(source, topk=topk)
+        assert got.tolist() == expected.tolist()
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    a = Uncached(start_id=4, end_id=3, maxlen=6).random_sample(source, 2, topk=5, rng=rng_a)
+    b = Cached(start_id=4, end_id=3, maxlen=6).random_sample(source, 2, topk=5, rng=rng_b)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+
+
+def test_encoder_models_are_refused():
+    builder = kerasbert.build_transformer_model(CONFIG, return_keras_model=False)
+    with pytest.raises(kerasbert.ConfigError, match="application='lm' or 'unilm'"):
+        IncrementalModel(builder)
