@@ -1,0 +1,655 @@
+"""Fetching files: resumable, checksummed HTTP downloads, safe archive extraction, file locks.
+
+Standard library only. :func:`download` streams a URL into ``DESTINATION.part``, resumes it with
+an HTTP ``Range`` request after a cut connection (or in a later call), checks its SHA-256 and
+renames it into place. :func:`extract` unpacks zip and tar archives, refusing members that would
+land outside the target folder. :func:`file_lock` keeps two processes from fetching the same
+file at once. With ``KERASBERT_OFFLINE=1`` (:func:`is_offline`) nothing touches the network.
+"""
+
+import contextlib
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+
+from kerasbert import __version__
+from kerasbert.errors import KerasBertError
+
+__all__ = ["DownloadError", "download", "extract", "file_lock", "is_offline", "sha256_of"]
+
+OFFLINE_ENV = "KERASBERT_OFFLINE"
+_USER_AGENT = f"kerasbert/{__version__} (python-urllib)"
+_TRANSIENT_STATUS = (500, 502, 503, 504)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)", re.I)
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python versions with PEP 706
+
+
+class DownloadError(KerasBertError, OSError):
+    """A download, an archive or a file lock failed; the message says why and what to do."""
+
+
+class _Cut(Exception):
+    """Internal: the connection broke mid-transfer (a resumable failure)."""
+
+
+class _Stalled(Exception):
+    """Internal: a socket operation timed out."""
+
+
+def is_offline():
+    """Whether offline mode is on: ``KERASBERT_OFFLINE`` is ``1``, ``true`` or ``yes``.
+
+    Case-insensitive; any other value (or none) means online.
+
+    Example:
+
+    >>> import os
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"KERASBERT_OFFLINE": "Yes"}):
+    ...     is_offline()
+    True
+    >>> with mock.patch.dict(os.environ, {"KERASBERT_OFFLINE": "0"}):
+    ...     is_offline()
+    False
+    """
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def sha256_of(path, chunk_size=1 << 20):
+    """The SHA-256 hex digest of a file, read in chunks.
+
+    Args:
+        path: the file.
+        chunk_size: bytes read at a time.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty")
+    >>> open(path, "wb").close()
+    >>> sha256_of(path)[:16]
+    'e3b0c44298fc1c14'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(
+    url, destination, sha256=None, timeout=30.0, progress=True, retries=3, chunk_size=1 << 20
+):
+    """Download ``url`` to the file ``destination``, resuming and verifying it.
+
+    Data streams into ``destination + ".part"``. A ``.part`` left by an earlier attempt is
+    resumed with an HTTP ``Range`` request; a server that answers ``200`` instead of ``206``
+    restarts the file from zero. A connection cut mid-transfer (and an HTTP 500/502/503/504) is
+    retried up to ``retries`` times, resuming each time. The finished file is checked against
+    ``sha256`` (when given) and renamed to ``destination`` atomically (``os.replace``).
+
+    Besides ``http(s)://``, ``file://`` URLs are accepted (local mirrors); they are copied even
+    in offline mode, which only forbids the network.
+
+    Args:
+        url: the ``http://``, ``https://`` or ``file://`` URL.
+        destination: the file to write (its folder is created).
+        sha256: the expected SHA-256 hex digest, or None to skip the check. On a mismatch the
+            downloaded data is deleted.
+        timeout: seconds each socket operation (connect, each read) may wait; a stalled server
+            raises :class:`DownloadError` instead of hanging. The ``.part`` is kept for a resume.
+        progress: True draws a text progress bar on stderr when stderr is a terminal,
+            ``"always"`` draws it anyway, False never.
+        retries: how many times a cut connection is retried.
+        chunk_size: bytes read from the connection at a time.
+
+    Returns:
+        ``destination``.
+
+    Raises:
+        DownloadError: offline mode, an HTTP error (with its status), a timeout, a connection
+            cut more than ``retries`` times, or a checksum mismatch.
+
+    Example:
+
+    >>> import os, pathlib, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> source = os.path.join(folder, "vocab.txt")
+    >>> _ = pathlib.Path(source).write_text("[PAD]\\n[UNK]\\n")
+    >>> path = download(pathlib.Path(source).as_uri(), os.path.join(folder, "copy", "vocab.txt"),
+    ...                 sha256=sha256_of(source), progress=False)
+    >>> pathlib.Path(path).read_text().split()
+    ['[PAD]', '[UNK]']
+    """
+    url = str(url)
+    destination = os.fspath(destination)
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https", "file"):
+        raise DownloadError(
+            f"Cannot download {url!r}: only http://, https:// and file:// URLs are supported."
+        )
+    if scheme != "file" and is_offline():
+        raise DownloadError(
+            f"Offline mode is on ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)!r}), so kerasbert "
+            f"will not download {url}; the file {destination!r} is missing. Put the file there "
+            f"(e.g. copy it from a machine with network access) or unset {OFFLINE_ENV}."
+        )
+    if os.path.isdir(destination):
+        raise DownloadError(
+            f"Download destination {destination!r} is a folder; pass the path of the file to "
+            "write, e.g. os.path.join(folder, name)."
+        )
+    folder = os.path.dirname(os.path.abspath(destination))
+    os.makedirs(folder, exist_ok=True)
+    part = destination + ".part"
+    expected = sha256.strip().lower() if sha256 else None
+    bar = _ProgressBar(os.path.basename(destination), progress)
+    digest = _PartDigest(part) if expected else None
+    failures = 0
+    try:
+        while True:
+            try:
+                if _attempt(url, part, timeout, chunk_size, bar, digest):
+                    break
+            except _Cut as cut:
+                failures += 1
+                if failures > retries:
+                    raise DownloadError(
+                        f"Downloading {url} failed: {cut} (tried {failures} times). The "
+                        f"{_size(part)} bytes received are kept in {part!r}; call again to "
+                        "resume, or pass a larger retries=."
+                    ) from cut.__cause__
+                time.sleep(min(0.1 * 2 ** (failures - 1), 2.0))
+            except _Stalled as stall:
+                kept = _size(part)
+                raise DownloadError(
+                    f"Downloading {url} timed out: no data for {timeout} s (timeout={timeout}); "
+                    "the server stalled or the network is down. "
+                    + (
+                        f"The {kept} bytes received are kept in {part!r} for a resume. "
+                        if kept
+                        else ""
+                    )
+                    + "Check your connection, or pass a larger timeout=."
+                ) from stall.__cause__
+    finally:
+        bar.close()
+    if expected:
+        actual = digest.hexdigest()
+        if actual != expected:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(part)
+            raise DownloadError(
+                f"Checksum mismatch for {url}: expected sha256 {expected}, got {actual}. The "
+                "downloaded data was deleted; the file on the server changed or was corrupted "
+                "in transit. Try again, or check the expected digest."
+            )
+    os.replace(part, destination)
+    return destination
+
+
+def _attempt(url, part, timeout, chunk_size, bar, digest):
+    """One request. True when ``part`` is complete; False to start over; raises _Cut/_Stalled."""
+    offset = _size(part)
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.build_opener().open(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        with error:
+            if error.code == 416 and offset:
+                match = _UNSATISFIED_RANGE.search(error.headers.get("Content-Range", ""))
+                if match and int(match.group(1)) == offset:
+                    bar.update(offset, offset)
+                    return True  # the .part already holds the whole file
+                os.remove(part)  # a .part that does not fit the file: start over
+                return False
+            if error.code in _TRANSIENT_STATUS:
+                raise _Cut(f"the server answered HTTP {error.code} ({error.reason})") from error
+            raise DownloadError(_http_message(url, error.code, error.reason)) from None
+    except urllib.error.URLError as error:
+        _raise_network(error.reason, url)
+        raise  # not reached
+    except OSError as error:
+        _raise_network(error, url)
+        raise  # not reached
+    except http.client.HTTPException as error:
+        raise _Cut(f"the server sent a broken response ({error!r})") from error
+    with response:
+        status = response.status or 200  # file:// responses have no status
+        total = None
+        if status == 206:
+            match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
+            start = int(match.group(1)) if match else -1
+            if start != offset:
+                if not offset:
+                    raise DownloadError(
+                        f"The server of {url} answered a plain request with a partial "
+                        f"content range ({response.headers.get('Content-Range')!r}); it is "
+                        "misbehaving, try again later or another mirror."
+                    )
+                os.remove(part)  # it sent another range than asked: start over
+                return False
+            if match.group(3) != "*":
+                total = int(match.group(3))
+        else:
+            offset = 0  # 200: the server ignored (or never got) the Range; restart from zero
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.strip().isdigit() else None
+        if digest is not None:
+            digest.seek(offset)
+        received = offset
+        bar.update(received, total)
+        with open(part, "ab" if offset else "wb") as f:
+            while True:
+                block = _read(response, chunk_size)
+                if not block:
+                    break
+                f.write(block)
+                if digest is not None:
+                    digest.update(block)
+                received += len(block)
+                bar.update(received, total)
+            f.flush()
+            if total is not None and received < total:
+                raise _Cut(f"the connection closed after {received} of {total} bytes")
+            os.fsync(f.fileno())
+    return True
+
+
+def _read(response, size):
+    """The next block of the body; any network failure mid-body is resumable (_Cut)."""
+    try:
+        return response.read(size)
+    except TimeoutError as error:
+        raise _Stalled() from error
+    except (OSError, http.client.HTTPException) as error:  # resets, TLS EOFs, IncompleteRead
+        if "timed out" in str(error):
+            raise _Stalled() from error
+        raise _Cut(f"the connection broke mid-transfer ({error!r})") from error
+
+
+def _raise_network(error, url):
+    """Turn a socket-level error into _Stalled, _Cut or DownloadError."""
+    if isinstance(error, TimeoutError) or "timed out" in str(error):
+        raise _Stalled() from (error if isinstance(error, BaseException) else None)
+    if isinstance(error, ConnectionRefusedError):
+        raise DownloadError(
+            f"Cannot connect to the server of {url}: connection refused. Check the URL, your "
+            "network and proxy settings (http_proxy / https_proxy)."
+        ) from error
+    if isinstance(error, (ConnectionError, http.client.HTTPException)):
+        raise _Cut(f"the connection broke ({error})") from error
+    if isinstance(error, BaseException) and not isinstance(error, OSError):
+        raise error
+    raise DownloadError(
+        f"Cannot download {url}: {error}. Check the URL, your network and proxy settings."
+    ) from (error if isinstance(error, BaseException) else None)
+
+
+def _http_message(url, code, reason):
+    if code == 404:
+        hint = "the file is not there; check the URL (it may have moved)."
+    elif code in (401, 403):
+        hint = "the server refused access; the file may be private or need credentials."
+    elif code == 429:
+        hint = "the server is rate-limiting downloads; wait a while and try again."
+    else:
+        hint = "try again later, or use another mirror."
+    return f"HTTP {code} ({reason}) while downloading {url}: {hint}"
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+class _PartDigest:
+    """A running SHA-256 of the ``.part`` file's first bytes, rebuilt from disk when needed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.digest = None
+        self.count = 0
+
+    def seek(self, offset):
+        """Make the digest cover exactly the first ``offset`` bytes of the file."""
+        if self.digest is not None and self.count == offset:
+            return
+        self.digest, self.count = hashlib.sha256(), 0
+        if offset:
+            with open(self.path, "rb") as f:
+                while self.count < offset:
+                    block = f.read(min(1 << 20, offset - self.count))
+                    if not block:
+                        break
+                    self.update(block)
+
+    def update(self, block):
+        self.digest.update(block)
+        self.count += len(block)
+
+    def hexdigest(self):
+        self.seek(_size(self.path))
+        return self.digest.hexdigest()
+
+
+class _ProgressBar:
+    """A one-line text progress bar on stderr, redrawn at most every 0.1 s."""
+
+    width = 30
+
+    def __init__(self, label, mode):
+        stream = sys.stderr
+        if mode == "always":
+            self.stream = stream
+        elif mode:
+            isatty = getattr(stream, "isatty", None)
+            self.stream = stream if isatty is not None and isatty() else None
+        else:
+            self.stream = None
+        self.label = label
+        self.start = time.monotonic()
+        self.first = None
+        self.last_draw = 0.0
+        self.state = None
+        self.shown = None
+
+    def update(self, done, total):
+        if self.stream is None:
+            return
+        if self.first is None:
+            self.first = done
+        self.state = (done, total)
+        now = time.monotonic()
+        if now - self.last_draw >= 0.1 or (total is not None and done >= total):
+            self.last_draw = now
+            self._draw(now)
+
+    def _draw(self, now):
+        done, total = self.state
+        rate = (done - self.first) / max(now - self.start, 1e-6)
+        if total:
+            filled = min(self.width, self.width * done // total)
+            bar = "#" * filled + "." * (self.width - filled)
+            text = (
+                f"{self.label} |{bar}| {100 * done / total:5.1f}% "
+                f"{_human(done)}/{_human(total)} {_human(rate)}/s"
+            )
+        else:
+            text = f"{self.label} {_human(done)} {_human(rate)}/s"
+        self.stream.write("\r" + text + " " * 4)
+        self.stream.flush()
+        self.shown = self.state
+
+    def close(self):
+        if self.stream is None or self.state is None:
+            return
+        if self.shown != self.state:
+            self._draw(time.monotonic())
+        self.stream.write("\n")
+        self.stream.flush()
+        self.stream = None
+
+
+def _human(count):
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"
+
+
+def extract(archive, target):
+    """Extract a zip or tar archive (plain, gzip, bzip2, xz) into the folder ``target``.
+
+    The format is read from the content, not the name. Every member is checked before anything
+    is written: an absolute path, a path escaping ``target`` (``../x``), a symlink or hardlink
+    pointing outside it, or a device/fifo member refuses the whole archive. Links are checked
+    again against the files on disk as they are created.
+
+    Args:
+        archive: the archive file.
+        target: the folder to extract into (created if missing).
+
+    Returns:
+        The extracted paths (``target`` joined with each member's name), in archive order.
+
+    Example:
+
+    >>> import os, tempfile, zipfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with zipfile.ZipFile(os.path.join(folder, "model.zip"), "w") as z:
+    ...     z.writestr("model/vocab.txt", "[PAD]\\n")
+    >>> paths = extract(os.path.join(folder, "model.zip"), os.path.join(folder, "out"))
+    >>> [os.path.relpath(p, folder) for p in paths]
+    ['out/model/vocab.txt']
+    """
+    archive = os.fspath(archive)
+    target = os.fspath(target)
+    if not os.path.isfile(archive):
+        raise DownloadError(f"Archive {archive!r} does not exist or is not a file.")
+    os.makedirs(target, exist_ok=True)
+    root = os.path.realpath(target)
+    try:
+        if tarfile.is_tarfile(archive):
+            return _extract_tar(archive, target, root)
+        if zipfile.is_zipfile(archive):
+            return _extract_zip(archive, target, root)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise DownloadError(
+            f"Archive {archive!r} is corrupt or truncated ({error}); delete it and download "
+            "it again."
+        ) from error
+    raise DownloadError(
+        f"{archive!r} is neither a zip nor a tar archive (.zip, .tar, .tar.gz/.tgz, .tar.bz2); "
+        "it may be an error page saved by mistake. Delete it and download it again."
+    )
+
+
+def _relative(name, archive, what="member"):
+    """A member name as a clean relative path; refuses absolute names and escapes."""
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean):
+        raise DownloadError(
+            f"Archive {archive!r} has an absolute {what} path {name!r}; refusing to extract "
+            "it (it would write outside the target folder). The archive is unsafe."
+        )
+    relative = os.path.normpath(clean)
+    if relative == ".." or relative.startswith("../"):
+        raise DownloadError(
+            f"Archive {archive!r} has a {what} {name!r} that escapes the target folder; "
+            "refusing to extract it. The archive is unsafe."
+        )
+    return relative
+
+
+def _check_link(link_name, link_target, archive, relative_to):
+    """Refuse a link whose target is absolute or lies outside the archive's root."""
+    if link_target.replace("\\", "/").startswith("/") or re.match(r"^[A-Za-z]:", link_target):
+        raise DownloadError(
+            f"Archive {archive!r}: link {link_name!r} points to the absolute path "
+            f"{link_target!r}; refusing to extract it. The archive is unsafe."
+        )
+    _relative(os.path.join(relative_to, link_target), archive, f"link {link_name!r} to")
+
+
+def _inside(root, path):
+    return os.path.commonpath([root, path]) == root
+
+
+def _check_on_disk(root, path, archive, name):
+    if not _inside(root, os.path.realpath(path)):
+        raise DownloadError(
+            f"Archive {archive!r}: {name!r} resolves outside the target folder {root!r} "
+            "(through a link); refusing to extract it. The archive is unsafe."
+        )
+
+
+def _extract_tar(archive, target, root):
+    with tarfile.open(archive) as tar:
+        todo = []
+        for member in tar.getmembers():
+            relative = _relative(member.name, archive)
+            if relative == ".":
+                continue  # the archive's root folder: target itself
+            if member.issym():
+                _check_link(member.name, member.linkname, archive, os.path.dirname(relative))
+            elif member.islnk():
+                _check_link(member.name, member.linkname, archive, "")
+            elif not (member.isfile() or member.isdir()):
+                raise DownloadError(
+                    f"Archive {archive!r} has a special file {member.name!r} (device or fifo); "
+                    "refusing to extract it. Model archives hold only files and folders."
+                )
+            todo.append((member, relative))
+        # PEP 706's "data" filter (Python 3.10.12+/3.11.4+) as a second line of defence.
+        options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        paths, links = [], []
+        for member, relative in todo:
+            path = os.path.join(root, relative)
+            _check_on_disk(root, path, archive, member.name)
+            if member.issym():
+                link = os.path.join(os.path.dirname(path), member.linkname)
+                _check_on_disk(root, link, archive, member.name)
+                links.append((path, member.name))
+            elif member.islnk():
+                _check_on_disk(root, os.path.join(root, member.linkname), archive, member.name)
+            try:
+                tar.extract(member, root, **options)
+            except _FILTER_ERROR as error:  # pragma: no cover (the checks above come first)
+                raise DownloadError(
+                    f"Archive {archive!r}: refusing member {member.name!r} ({error}). "
+                    "The archive is unsafe."
+                ) from error
+            paths.append(os.path.normpath(os.path.join(target, relative)))
+    # A link that looked safe until a later link changed what it resolves to (a -> b/..,
+    # then b -> .) is caught here, once every link exists.
+    escaped = [name for path, name in links if not _inside(root, os.path.realpath(path))]
+    if escaped:
+        for path, _ in links:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise DownloadError(
+            f"Archive {archive!r}: links {escaped} resolve outside the target folder {root!r} "
+            "through other links; removed the archive's links. The archive is unsafe."
+        )
+    return paths
+
+
+def _extract_zip(archive, target, root):
+    with zipfile.ZipFile(archive) as zf:
+        todo = []
+        for info in zf.infolist():
+            relative = _relative(info.filename, archive)
+            if relative == ".":
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                link_target = zf.read(info).decode("utf-8", "replace")
+                _check_link(info.filename, link_target, archive, os.path.dirname(relative))
+            todo.append((info, relative))
+        paths = []
+        for info, relative in todo:
+            path = os.path.join(root, relative)
+            _check_on_disk(root, path, archive, info.filename)
+            if info.is_dir():
+                os.makedirs(path, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with zf.open(info) as source, open(path, "wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+            paths.append(os.path.normpath(os.path.join(target, relative)))
+    return paths
+
+
+@contextlib.contextmanager
+def file_lock(path, timeout=600.0):
+    """Hold an exclusive inter-process lock on ``path + ".lock"`` for the ``with`` block.
+
+    Uses ``fcntl.flock`` (``msvcrt.locking`` on Windows), polling every 50 ms. The lock is
+    tied to its own open file, so two threads of one process exclude each other too. The
+    ``.lock`` file is left in place (deleting it would race with a waiting process).
+
+    Args:
+        path: the file (or folder) being protected; its parent folder is created.
+        timeout: seconds to wait for the lock (None waits forever).
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        DownloadError: the lock was not free within ``timeout`` seconds.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "model.bin")
+    >>> with file_lock(target) as lock:
+    ...     os.path.basename(lock)
+    'model.bin.lock'
+    """
+    lock_path = os.fspath(path) + ".lock"
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not _try_lock(fd):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DownloadError(
+                    f"Another process holds the lock {lock_path!r} (waited {timeout} s); it is "
+                    "probably downloading the same file. Wait for it to finish, or delete the "
+                    "lock file if no such process is running."
+                )
+            time.sleep(0.05)
+        try:
+            yield lock_path
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except (BlockingIOError, PermissionError):
+        return False
+
+
+def _unlock(fd):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
