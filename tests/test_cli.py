@@ -1,0 +1,71 @@
+"""The kerasbert command line, run in subprocesses on fixtures and the real MiniLM."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import FIXTURES, goldens
+
+from kerasbert.encoding import SentenceEncoder
+from kerasbert.pretrained import build_pretrained
+
+
+def _cli(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "kerasbert", *map(str, args)],
+        capture_output=True, text=True, input=stdin,
+    )  # fmt: skip
+
+
+def test_encode_equals_the_python_api(tmp_path):
+    g = goldens(FIXTURES / "minilm")
+    sentences = [str(s) for s in g["sentences"]]
+    out = _cli("encode", "--pretrained", "all-MiniLM-L6-v2", "--normalize", "--quiet",
+               "--output", tmp_path / "v.npy", *sentences)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    vectors = np.load(tmp_path / "v.npy")
+    model, tokenizer = build_pretrained("all-MiniLM-L6-v2")
+    expected = SentenceEncoder(model, tokenizer, normalize=True).encode(sentences)
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    np.testing.assert_allclose(vectors, g["sentence_embeddings"], atol=1e-5)  # the HF reference
+
+
+def test_encode_from_stdin_to_jsonl_with_pairs_and_token_vectors():
+    out = _cli("encode", "--pretrained", "all-MiniLM-L6-v2", "--pooling", "none", "--quiet",
+               stdin="a short one\nHow old are you? ||| What is your age?\n")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["text"] for r in records][0] == "a short one"
+    assert np.array(records[0]["vector"]).shape == (5, 384)  # [CLS] a short one [SEP]
+    assert np.array(records[1]["vector"]).shape[1] == 384
+
+
+def test_encoder_buckets_bound_compiled_shapes():
+    model, tokenizer = build_pretrained("all-MiniLM-L6-v2")
+    encoder = SentenceEncoder(model, tokenizer, max_seq_len=64, batch_size=4)
+    texts = [" ".join(["word"] * n) for n in range(1, 60)]
+    encoder.encode(texts)
+    assert len(encoder.compiled_shapes) <= len(encoder.buckets) * 2  # full and last batch
+
+
+def test_inspect_and_demo():
+    out = _cli("inspect", FIXTURES / "albert_groups" / "albert_model.ckpt")
+    assert out.returncode == 0 and "family:     albert" in out.stdout
+    demo = _cli("demo")
+    assert demo.returncode == 0 and "0.7553" in demo.stdout
+
+
+def test_bad_input_gives_one_line_and_status_2(tmp_path):
+    for args in (
+        ("inspect", tmp_path / "nothing"),
+        ("encode", "--pretrained", "nope", "x"),
+        ("encode", "--quiet", "x"),
+    ):
+        out = _cli(*args)
+        assert out.returncode == 2, args
+        assert out.stderr.startswith("kerasbert: error:") and out.stderr.count("\n") == 1
+    assert _cli("--help").returncode == 0
+    for command in ("list", "download", "inspect", "convert", "encode", "demo"):
+        help_text = _cli(command, "--help")
+        assert help_text.returncode == 0 and "usage: kerasbert" in help_text.stdout
