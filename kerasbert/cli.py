@@ -194,6 +194,9 @@ def build_parser():
     p.add_argument("--to", required=True, choices=("keras", "safetensors", "tf"))
     p.add_argument("--config", help="config file (default: found beside the checkpoint)")
     p.add_argument("--vocab", help="vocab.txt to copy (default: found beside the checkpoint)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace outputs already in the destination"
+    )
     p.set_defaults(run=_convert)
 
     p = commands.add_parser("encode", help="sentences to vectors (.npy or .jsonl)")

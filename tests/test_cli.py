@@ -69,3 +69,18 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path):
     for command in ("list", "download", "inspect", "convert", "encode", "demo"):
         help_text = _cli(command, "--help")
         assert help_text.returncode == 0 and "usage: kerasbert" in help_text.stdout
+
+
+def test_convert_command_round_trip(tmp_path):
+    source = FIXTURES / "tf_bert_tiny"
+    out = _cli("convert", source, tmp_path / "st", "--to", "safetensors")
+    assert out.returncode == 0, out.stderr
+    back = _cli("convert", tmp_path / "st", tmp_path / "tf", "--to", "tf")
+    assert back.returncode == 0, back.stderr
+    from kerasbert.checkpoints import open_checkpoint
+
+    original, again = open_checkpoint(source), open_checkpoint(tmp_path / "tf")
+    for name in again.names():
+        assert original.read(name).tobytes() == again.read(name).tobytes()
+    refused = _cli("convert", source, source, "--to", "tf")
+    assert refused.returncode == 2 and "kerasbert: error:" in refused.stderr
