@@ -8,6 +8,8 @@ model's variable mapping speaks, noting where a tensor must be transposed on the
 """
 
 import difflib
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,3 +173,29 @@ class ArrayCheckpoint(Checkpoint):
 
     def _read(self, entry):
         return self._arrays[entry.source_name]
+
+
+def read_shard_index(path):
+    """``{tensor name: shard file path}`` from an HF ``*.index.json`` shard index.
+
+    Every shard it names must exist beside it.
+
+    Args:
+        path: the ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        folder = os.path.dirname(path)
+        shard_of = {name: os.path.join(folder, file) for name, file in weight_map.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(
+            f"{path!r} is not a valid shard index ({e}); it needs a 'weight_map' of tensor "
+            "name -> shard file."
+        ) from None
+    for file in sorted(set(shard_of.values())):
+        if not os.path.isfile(file):
+            raise CheckpointError(
+                f"Shard {file!r} named in {path!r} is missing; download every shard."
+            )
+    return shard_of

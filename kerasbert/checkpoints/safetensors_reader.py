@@ -1,11 +1,8 @@
 """Reader of HF ``model.safetensors`` files, single or sharded (``*.index.json``)."""
 
-import json
-import os
-
 from safetensors import SafetensorError, safe_open
 
-from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.base import Checkpoint, Entry, read_shard_index
 from kerasbert.checkpoints.names import hf_names
 from kerasbert.errors import CheckpointError
 
@@ -58,7 +55,7 @@ class SafetensorsCheckpoint(Checkpoint):
         super().__init__(path)
         self._files = {}
         if path.endswith(".json"):
-            shard_of = self._read_index(path)
+            shard_of = read_shard_index(path)
         else:
             shard_of = None
         sources = []
@@ -80,25 +77,6 @@ class SafetensorsCheckpoint(Checkpoint):
                     f"e.g. {missing[:3]}; a shard is incomplete: download it again."
                 )
         self._add_translated(sources, translate)
-
-    @staticmethod
-    def _read_index(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                weight_map = json.load(f)["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(
-                f"{path!r} is not a valid safetensors shard index ({e}); it needs a "
-                "'weight_map' of tensor name -> shard file."
-            ) from None
-        folder = os.path.dirname(path)
-        shard_of = {name: os.path.join(folder, file) for name, file in weight_map.items()}
-        for file in set(shard_of.values()):
-            if not os.path.isfile(file):
-                raise CheckpointError(
-                    f"Shard {file!r} named in {path!r} is missing; download every shard."
-                )
-        return shard_of
 
     def _read(self, entry):
         return self._files[self._file_of[entry.source_name]].get_tensor(entry.source_name)

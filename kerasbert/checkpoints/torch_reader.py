@@ -1,9 +1,6 @@
 """Reader of HF ``pytorch_model.bin`` files; needs torch, which kerasbert never requires."""
 
-import json
-import os
-
-from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.base import Checkpoint, Entry, read_shard_index
 from kerasbert.checkpoints.names import hf_names
 from kerasbert.errors import CheckpointError
 
@@ -40,7 +37,7 @@ class TorchCheckpoint(Checkpoint):
         except ImportError:
             raise CheckpointError(_NO_TORCH.format(path=path)) from None
         self._torch = torch
-        files = self._shard_files(path) if path.endswith(".json") else [path]
+        files = sorted(set(read_shard_index(path).values())) if path.endswith(".json") else [path]
         self._tensors = {}
         for file in files:
             try:
@@ -59,20 +56,6 @@ class TorchCheckpoint(Checkpoint):
             if hasattr(t, "shape")
         ]
         self._add_translated(sources, translate)
-
-    @staticmethod
-    def _shard_files(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                weight_map = json.load(f)["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{path!r} is not a valid shard index ({e}).") from None
-        folder = os.path.dirname(path)
-        files = sorted({os.path.join(folder, f) for f in weight_map.values()})
-        for file in files:
-            if not os.path.isfile(file):
-                raise CheckpointError(f"Shard {file!r} named in {path!r} is missing.")
-        return files
 
     def _read(self, entry):
         tensor = self._tensors[entry.source_name]
