@@ -65,20 +65,12 @@ def _convert(args):
 
 def _load_encoder(args):
     import kerasbert
+    from kerasbert.pretrained import resolve_model_files
     from kerasbert.tokenizers import Tokenizer
 
-    if args.pretrained:
-        from kerasbert.pretrained import get_pretrained
-
-        files = get_pretrained(args.pretrained)
-        config, checkpoint, vocab = files.config, files.checkpoint, files.vocab
-        lower = files.entry.get("do_lower_case", True)
-    else:
-        if not (args.config and args.checkpoint and args.vocab):
-            raise KerasBertError(
-                "encode needs --pretrained NAME, or all of --config, --checkpoint and --vocab."
-            )
-        config, checkpoint, vocab, lower = args.config, args.checkpoint, args.vocab, args.lower
+    config, checkpoint, vocab, lower = resolve_model_files(
+        args.pretrained, args.config, args.checkpoint, args.vocab, args.lower
+    )
     model = kerasbert.build_transformer_model(config, checkpoint)
     return model, Tokenizer(vocab, do_lower_case=lower)
 

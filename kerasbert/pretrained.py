@@ -193,6 +193,32 @@ def _fetch(name, entry, cached, progress, timeout):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def resolve_model_files(pretrained=None, config=None, checkpoint=None, vocab=None, lower=True):
+    """``(config, checkpoint, vocab, do_lower_case)`` from a pretrained name or explicit paths.
+
+    The shared logic of the command line and the examples: ``pretrained`` wins; otherwise
+    all three paths are needed.
+
+    Args:
+        pretrained: a name from ``weights_index.yaml``, or None.
+        config, checkpoint, vocab: explicit paths (used when ``pretrained`` is None).
+        lower: lower-casing for explicit paths.
+
+    Example:
+
+    >>> resolve_model_files("all-MiniLM-L6-v2")[3]
+    True
+    """
+    if pretrained:
+        files = get_pretrained(pretrained)
+        return files.config, files.checkpoint, files.vocab, files.entry.get("do_lower_case", True)
+    if not (config and checkpoint and vocab):
+        raise KerasBertError(
+            "Name a model: a pretrained NAME, or all of a config, a checkpoint and a vocab."
+        )
+    return config, checkpoint, vocab, lower
+
+
 def build_pretrained(name, index=None, **kwargs):
     """``(model, tokenizer)`` for a pretrained model name.
 
