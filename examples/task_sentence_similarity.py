@@ -56,6 +56,10 @@ DEFAULTS = {"maxlen": 128, "batch_size": 32, "epochs": 5, "lr": 2e-5}
 TINY_DEFAULTS = {"maxlen": 64, "batch_size": 16, "epochs": 30, "lr": 2e-3}
 
 
+# Training-loop pieces shared with the sentiment example (same model head and evaluation).
+from task_sentiment_classification import Evaluator, predict_labels  # noqa: E402
+
+
 def load_data(path):
     """``[(text_a, text_b, label), ...]`` from a ``text_a<TAB>text_b<TAB>label`` file."""
     examples = []
@@ -131,49 +135,6 @@ def build_model(args):
         name="Classifier-Proba",
     )(features)
     return keras.Model(encoder.inputs, probs, name="pair_classifier"), tokenizer
-
-
-def predict_labels(model, batches):
-    """``(predicted, gold)`` label arrays over every batch of ``batches`` (in order)."""
-    predicted, gold = [], []
-    for inputs, labels in batches:
-        probs = model.predict_on_batch(inputs)
-        predicted.append(np.argmax(probs, axis=-1))
-        gold.append(labels)
-    return np.concatenate(predicted), np.concatenate(gold)
-
-
-def accuracy(model, batches):
-    predicted, gold = predict_labels(model, batches)
-    return float(np.mean(predicted == gold))
-
-
-class Evaluator(keras.callbacks.Callback):
-    """After each epoch: dev accuracy; saves the weights when it is the best so far."""
-
-    def __init__(self, dev_batches, output):
-        super().__init__()
-        self.dev_batches = dev_batches
-        self.output = output
-        self.best_accuracy = -1.0
-        self.best_epoch = None
-        self.history = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        dev_accuracy = accuracy(self.model, self.dev_batches)
-        self.history.append(dev_accuracy)
-        # ">=": on a tie the later (longer-trained) weights win, as in bert4keras's examples.
-        if dev_accuracy >= self.best_accuracy:
-            self.best_accuracy = dev_accuracy
-            self.best_epoch = epoch + 1
-            self.model.save_weights(self.output)
-        if logs is not None:
-            logs["dev_accuracy"] = dev_accuracy
-        print(
-            f"epoch {epoch + 1}: dev accuracy {dev_accuracy:.4f}, "
-            f"best {self.best_accuracy:.4f} (epoch {self.best_epoch})",
-            flush=True,
-        )
 
 
 def make_parser():
