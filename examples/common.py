@@ -10,6 +10,7 @@ import argparse
 import pathlib
 
 import kerasbert
+from kerasbert.pretrained import resolve_model_files
 from kerasbert.tokenizers import Tokenizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -73,18 +74,11 @@ def load_model_and_tokenizer(args, **build_kwargs):
             config, model=args.model or "bert", **build_kwargs
         )
         return model, tokenizer
-    if args.pretrained:
-        from kerasbert.pretrained import get_pretrained
-
-        files = get_pretrained(args.pretrained)
-        config, checkpoint, vocab = files.config, files.checkpoint, files.vocab
-        lower = files.entry.get("do_lower_case", True)
-    else:
-        if not (args.config and args.checkpoint and args.vocab):
-            raise SystemExit(
-                "give --tiny, --pretrained NAME, or --config, --checkpoint and --vocab"
-            )
-        config, checkpoint, vocab, lower = args.config, args.checkpoint, args.vocab, True
+    if not (args.pretrained or (args.config and args.checkpoint and args.vocab)):
+        raise SystemExit("give --tiny, --pretrained NAME, or --config, --checkpoint and --vocab")
+    config, checkpoint, vocab, lower = resolve_model_files(
+        args.pretrained, args.config, args.checkpoint, args.vocab
+    )
     model = kerasbert.build_transformer_model(config, checkpoint, model=args.model, **build_kwargs)
     return model, Tokenizer(vocab, do_lower_case=lower and not args.cased)
 
