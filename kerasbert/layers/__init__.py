@@ -3,6 +3,7 @@
 from kerasbert.layers.attention import MultiHeadAttention
 from kerasbert.layers.core import Add, BiasAdd, TokenSlice
 from kerasbert.layers.crf import ConditionalRandomField, CRFFunction
+from kerasbert.layers.dropout import Dropout
 from kerasbert.layers.embeddings import Embedding, PositionEmbedding
 from kerasbert.layers.feedforward import FeedForward
 from kerasbert.layers.loss import Loss
@@ -29,6 +30,7 @@ __all__ = [
     "ConditionalRandomField",
     "CRFFunction",
     "CausalAttentionBias",
+    "Dropout",
     "UniLMAttentionBias",
     "Add",
     "BiasAdd",
