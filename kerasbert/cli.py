@@ -118,7 +118,7 @@ def _encode(args):
                 stream.writelines(lines)
     if not args.quiet:
         print(
-            f"encoded {len(texts)} sentences, {len(encoder.compiled_shapes)} padded shapes",
+            f"encoded {len(texts)} sentences, {encoder.num_compilations} compiled shapes",
             file=sys.stderr,
         )
     return 0

@@ -1,15 +1,24 @@
 """Batched, length-bucketed sentence and token vectors (bert-as-service style).
 
-Sentences are sorted by length and cut into batches; each batch is padded to the smallest
-of a few bucket lengths, so a corpus of many lengths compiles a handful of shapes.
+Sentences are sorted by length and cut into batches of ``batch_size`` rows (the last one
+padded with repeated rows); each batch is padded to the smallest of a few bucket lengths.
+On JAX one jitted function runs the model, the pooling and the normalisation, so only
+``(batch, hidden)`` comes back to the host, and a corpus of any mix of lengths compiles at
+most one program per bucket (``encoder.num_compilations``; each new one is logged at INFO on
+the ``kerasbert.encoding`` logger).
 """
 
+import itertools
+import logging
 import sys
+import weakref
 
 import numpy as np
 
 from kerasbert.errors import KerasBertError
-from kerasbert.snippets import bucket_length, make_buckets
+from kerasbert.snippets import CompilationCounter, bucket_length, make_buckets
+
+logger = logging.getLogger(__name__)
 
 POOLINGS = ("cls", "mean", "max", "none")
 PAIR_SEPARATOR = "|||"
@@ -29,15 +38,20 @@ def split_pair(text):
     return text, None
 
 
-def _pool(vectors, lengths, pooling):
+def _pool(vectors, lengths, pooling, normalize):
+    """The numpy pooling used on backends other than JAX (JAX pools on device)."""
     mask = (np.arange(vectors.shape[1])[None, :] < lengths[:, None])[..., None]
+    if pooling == "none":
+        return vectors
     if pooling == "cls":
-        return vectors[:, 0]
-    if pooling == "mean":
-        return (vectors * mask).sum(1) / np.maximum(mask.sum(1), 1)
-    if pooling == "max":
-        return np.where(mask, vectors, -np.inf).max(1)
-    return [v[:n] for v, n in zip(vectors, lengths)]
+        pooled = vectors[:, 0]
+    elif pooling == "mean":
+        pooled = (vectors * mask).sum(1) / np.maximum(mask.sum(1), 1)
+    else:
+        pooled = np.where(mask, vectors, -np.inf).max(1)
+    if normalize:
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    return pooled
 
 
 class SentenceEncoder:
@@ -49,11 +63,17 @@ class SentenceEncoder:
         tokenizer: a :class:`kerasbert.tokenizers.Tokenizer`.
         pooling: ``"cls"``, ``"mean"``, ``"max"``, or ``"none"`` (token vectors).
         max_seq_len: tokens per sentence (longer ones are truncated).
-        batch_size: sentences per batch.
+        batch_size: sentences per batch; a last, smaller batch is padded to it with
+            repeated rows (their outputs are dropped), so it compiles no extra shape.
         normalize: L2-normalize pooled vectors.
         buckets: padded lengths allowed (default: powers of two up to ``max_seq_len``).
 
-    The number of distinct padded shapes run so far is ``len(encoder.compiled_shapes)``.
+    Every batch has the shape ``(batch_size, bucket)``, so at most ``len(buckets)`` programs
+    are compiled, however many calls to :meth:`encode` there are. On JAX the model, the
+    pooling and the normalisation run as one jitted function, shared by the encoders of a
+    model with the same pooling; ``encoder.num_compilations`` counts the XLA compilations
+    this encoder's calls caused (on other backends: the padded shapes run), each logged at
+    INFO with its shape, and ``encoder.compiled_shapes`` holds the padded shapes run so far.
 
     Example:
 
@@ -63,8 +83,12 @@ class SentenceEncoder:
     >>> model = kerasbert.build_transformer_model(
     ...     {"vocab_size": 5, "hidden_size": 4, "num_hidden_layers": 1,
     ...      "num_attention_heads": 1, "intermediate_size": 8})
-    >>> SentenceEncoder(model, tok, max_seq_len=16).encode(["a", "a a a"]).shape
+    >>> encoder = SentenceEncoder(model, tok, max_seq_len=16, batch_size=4)
+    >>> encoder.encode(["a", "a a a"]).shape
     (2, 4)
+    >>> _ = encoder.encode(["a a", "a", "a a a a", "a", "a"])  # same (4, 16) shape
+    >>> encoder.num_compilations, sorted(encoder.compiled_shapes)
+    (1, [(4, 16)])
     """
 
     def __init__(
@@ -81,23 +105,65 @@ class SentenceEncoder:
             raise KerasBertError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
         if max_seq_len < 2:
             raise KerasBertError(f"max_seq_len must be at least 2, got {max_seq_len}.")
+        if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+            raise KerasBertError(f"batch_size must be a positive int, got {batch_size!r}.")
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_seq_len = max_seq_len
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.normalize = normalize
         self.buckets = buckets or make_buckets(max_seq_len)
         self.compiled_shapes = set()
         self._with_segments = len(model.inputs) > 1
+        self._forward = None
+        self._compilations = None
 
-    def _run(self, token_ids, segment_ids):
-        self.compiled_shapes.add(token_ids.shape)
-        inputs = [token_ids, segment_ids] if self._with_segments else token_ids
-        outputs = self.model.predict_on_batch(inputs)
-        if isinstance(outputs, (list, tuple)):
-            outputs = outputs[0]
-        return np.asarray(outputs)
+    @property
+    def num_compilations(self):
+        """How many programs this encoder's calls have compiled so far."""
+        if self._compilations is None:  # not JAX (or nothing run yet): the padded shapes
+            return len(self.compiled_shapes)
+        return self._compilations.count
+
+    def _jitted_forward(self):
+        if self._forward is None:
+            self._forward, name = _cached_forward(
+                self.model, self._with_segments, self.pooling, self.normalize
+            )
+            self._compilations = CompilationCounter(name=name)
+        return self._forward
+
+    def _run(self, token_ids, segment_ids, lengths):
+        """Pooled (normalised) vectors, or token vectors with ``pooling="none"``, as numpy."""
+        import keras
+
+        shape = token_ids.shape
+        new_shape = shape not in self.compiled_shapes
+        self.compiled_shapes.add(shape)
+        if keras.backend.backend() != "jax":
+            inputs = [token_ids, segment_ids] if self._with_segments else token_ids
+            outputs = self.model.predict_on_batch(inputs)
+            if isinstance(outputs, (list, tuple)):
+                outputs = outputs[0]
+            if new_shape:
+                logger.info("SentenceEncoder: new padded shape %s", shape)
+            return _pool(np.asarray(outputs, "float32"), lengths, self.pooling, self.normalize)
+        forward = self._jitted_forward()
+        before = self._compilations.count
+        with self._compilations:
+            outputs = forward(
+                [v.value for v in self.model.trainable_variables],
+                [v.value for v in self.model.non_trainable_variables],
+                token_ids, segment_ids, lengths,
+            )  # fmt: skip
+            outputs = np.asarray(outputs)
+        if self._compilations.count > before:
+            logger.info(
+                "SentenceEncoder: compiled the %s-pooling forward pass for padded shape %s "
+                "(%d compilations so far)", self.pooling, shape, self._compilations.count,
+            )  # fmt: skip
+        return outputs
 
     def encode(self, texts, progress=False):
         """Vectors for ``texts``, in their order.
@@ -115,17 +181,19 @@ class SentenceEncoder:
         results = [None] * len(encoded)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            lengths = np.array([len(encoded[i][0]) for i in rows])
+            # The last batch is padded with copies of its first sentence.
+            padded_rows = np.concatenate([rows, np.repeat(rows[:1], self.batch_size - len(rows))])
+            lengths = np.array([len(encoded[i][0]) for i in padded_rows], np.int32)
             width = bucket_length(int(lengths.max()), self.buckets)
-            token_ids = np.zeros((len(rows), width), np.int32)
-            segment_ids = np.zeros((len(rows), width), np.int32)
-            for r, i in enumerate(rows):
+            token_ids = np.zeros((self.batch_size, width), np.int32)
+            segment_ids = np.zeros((self.batch_size, width), np.int32)
+            for r, i in enumerate(padded_rows):
                 ids, segments = encoded[i]
                 token_ids[r, : len(ids)] = ids
                 segment_ids[r, : len(segments)] = segments
-            pooled = _pool(self._run(token_ids, segment_ids), lengths, self.pooling)
+            outputs = self._run(token_ids, segment_ids, lengths)
             for r, i in enumerate(rows):
-                results[i] = pooled[r]
+                results[i] = outputs[r, : lengths[r]] if self.pooling == "none" else outputs[r]
             if progress:
                 done = min(start + self.batch_size, len(order))
                 bar = "#" * int(30 * done / max(len(order), 1))
@@ -134,7 +202,54 @@ class SentenceEncoder:
             print(file=sys.stderr)
         if self.pooling == "none":
             return results
-        vectors = np.stack(results).astype("float32") if results else np.zeros((0, 0), "float32")
-        if self.normalize and len(vectors):
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-        return vectors
+        return np.stack(results).astype("float32") if results else np.zeros((0, 0), "float32")
+
+
+_FORWARD_NAME = "kerasbert_sentence_encoder"
+_FORWARD_IDS = itertools.count()
+# model -> {(with_segments, pooling, normalize): (jitted forward, its name)}: encoders of one
+# model share their compiled programs. The functions hold the model weakly, so the entries
+# go when the model does.
+_FORWARDS = weakref.WeakKeyDictionary()
+
+
+def _cached_forward(model, with_segments, pooling, normalize):
+    import jax
+
+    forwards = _FORWARDS.setdefault(model, {})
+    key = (with_segments, pooling, normalize)
+    if key not in forwards:
+        name = f"{_FORWARD_NAME}_{next(_FORWARD_IDS)}"
+        function = _forward_function(name, weakref.ref(model), with_segments, pooling, normalize)
+        forwards[key] = jax.jit(function), name
+    return forwards[key]
+
+
+def _forward_function(name, model_ref, with_segments, pooling, normalize):
+    """The function ``jax.jit`` compiles: the model, the pooling and the normalisation."""
+    from keras import ops
+
+    def forward(trainable, non_trainable, token_ids, segment_ids, lengths):
+        model = model_ref()
+        inputs = [token_ids, segment_ids] if with_segments else token_ids
+        outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
+        if isinstance(outputs, (list, tuple)):
+            outputs = outputs[0]
+        vectors = ops.cast(outputs, "float32")
+        if pooling == "none":
+            return vectors
+        mask = ops.arange(vectors.shape[1])[None, :] < lengths[:, None]
+        if pooling == "cls":
+            pooled = vectors[:, 0]
+        elif pooling == "mean":
+            weights = ops.cast(mask, "float32")[..., None]
+            pooled = ops.sum(vectors * weights, axis=1) / ops.maximum(ops.sum(weights, 1), 1.0)
+        else:
+            pooled = ops.max(ops.where(mask[..., None], vectors, -np.inf), axis=1)
+        if normalize:
+            norm = ops.sqrt(ops.sum(ops.square(pooled), axis=-1, keepdims=True))
+            pooled = pooled / ops.maximum(norm, 1e-12)
+        return pooled
+
+    forward.__name__ = forward.__qualname__ = name
+    return forward

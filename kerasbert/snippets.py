@@ -15,12 +15,15 @@ The names and semantics follow ``bert4keras.snippets``: :func:`sequence_padding`
 """
 
 import functools
+import logging
 import threading
 
 import numpy as np
 
 from kerasbert.errors import KerasBertError
 from kerasbert.tokenizers import truncate_sequences
+
+logger = logging.getLogger(__name__)
 
 
 class SnippetError(KerasBertError, ValueError):
@@ -155,6 +158,189 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", buck
             f"({sorted(set(s[seq_dims:] for s in shapes))[:4]}); raise seq_dims or make "
             "them agree."
         ) from e
+
+
+def pad_batch(batch, batch_size):
+    """Pad the leading (batch) axis of every array in ``batch`` to ``batch_size`` rows.
+
+    The missing rows repeat the first row, so they are valid inputs for any model (no
+    all-padding rows whose attention has nothing to attend to); drop their outputs, e.g.
+    ``model.predict_on_batch(pad_batch(inputs, 32))[:n]``. Together with length buckets
+    this keeps a model's compiled shapes to one per bucket, the last smaller batch included.
+
+    Args:
+        batch: an array, or a list / tuple / dict (nested) of arrays with the same number
+            of rows; None leaves pass through.
+        batch_size: the rows wanted; batches already that large are returned unchanged.
+
+    Example:
+
+    >>> pad_batch([np.array([[1, 2], [3, 4]]), np.array([0, 1])], 3)
+    [array([[1, 2],
+           [3, 4],
+           [1, 2]]), array([0, 1, 0])]
+    """
+    if isinstance(batch, dict):
+        return {k: pad_batch(v, batch_size) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(pad_batch(x, batch_size) for x in batch)
+    if batch is None:
+        return None
+    batch = np.asarray(batch)
+    if batch.ndim == 0 or len(batch) == 0:
+        raise SnippetError(
+            f"pad_batch: got an array of shape {batch.shape}; every array needs at least one "
+            "row to repeat."
+        )
+    missing = batch_size - len(batch)
+    if missing <= 0:
+        return batch
+    return np.concatenate([batch, np.repeat(batch[:1], missing, axis=0)], axis=0)
+
+
+# -- counting shapes and compilations -------------------------------------------------------------
+
+
+def batch_signature(batch):
+    """The shapes of a (nested) batch: a hashable summary of what a jitted step sees.
+
+    Args:
+        batch: arrays, possibly nested in lists, tuples and dicts; None stays None.
+
+    Example:
+
+    >>> batch_signature(([np.zeros((8, 32)), np.zeros((8, 32))], np.zeros(8)))
+    (((8, 32), (8, 32)), (8,))
+    """
+    if isinstance(batch, dict):
+        return tuple((k, batch_signature(v)) for k, v in sorted(batch.items()))
+    if isinstance(batch, (list, tuple)):
+        return tuple(batch_signature(x) for x in batch)
+    if batch is None:
+        return None
+    return tuple(int(n) for n in np.shape(batch))
+
+
+class ShapeCounter:
+    """Count the distinct batch shapes a data pipeline produced, logging each new one.
+
+    Every distinct :func:`batch_signature` is a program that a jitted model step compiles
+    (``model.fit`` / ``predict`` on JAX recompile for a new shape), so this is the number of
+    compilations a dataset causes. New shapes are logged at INFO on the
+    ``kerasbert.snippets`` logger.
+
+    Args:
+        name: a label used in the log messages.
+
+    Example:
+
+    >>> shapes = ShapeCounter("train")
+    >>> for n in (3, 5, 3):
+    ...     _ = shapes.observe(np.zeros((2, n)))
+    >>> len(shapes), shapes.counts
+    (2, {(2, 3): 2, (2, 5): 1})
+    """
+
+    def __init__(self, name="batches"):
+        self.name = name
+        self.counts = {}
+
+    def observe(self, batch):
+        """Record ``batch``'s shapes and return ``batch`` unchanged.
+
+        Args:
+            batch: a (nested) batch of arrays.
+        """
+        signature = batch_signature(batch)
+        if signature not in self.counts:
+            self.counts[signature] = 0
+            logger.info("%s: new batch shape %s (%d so far)", self.name, signature, len(self))
+        self.counts[signature] += 1
+        return batch
+
+    def __len__(self):
+        return len(self.counts)
+
+    def __repr__(self):
+        return f"ShapeCounter({self.name!r}, {len(self)} shapes)"
+
+
+_BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class CompilationCounter:
+    """Count the XLA compilations JAX performs while this context manager is active.
+
+    It listens to JAX's compile events (``jax.monitoring``), so it counts programs really
+    compiled, not shapes: a jitted function called again with a shape it has seen compiles
+    nothing. On other Keras backends nothing is counted. It can be entered many times;
+    counts accumulate.
+
+    Args:
+        name: count only functions whose name contains this string (e.g. the name of the
+            Python function under ``jax.jit``; Keras's ``fit`` compiles functions named
+            ``*train_step*``); None counts every compilation, small eager ops included.
+        log: also log each counted compilation at INFO on the ``kerasbert.snippets`` logger.
+
+    Attributes:
+        count: the compilations counted.
+        names: the names of the compiled functions, in order.
+
+    Example:
+
+    >>> import jax
+    >>> def double(x):
+    ...     return 2 * x
+    >>> double_jit = jax.jit(double)
+    >>> with CompilationCounter("double") as counter:
+    ...     _ = double_jit(np.ones(3)), double_jit(np.ones(3)), double_jit(np.ones(4))
+    >>> counter.count
+    2
+    """
+
+    def __init__(self, name=None, log=False):
+        self.name = name
+        self.log = log
+        self.count = 0
+        self.names = []
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def _listener(self, event, duration, **kwargs):
+        if event != _BACKEND_COMPILE_EVENT:
+            return
+        fun_name = str(kwargs.get("fun_name", ""))
+        if self.name is not None and self.name not in fun_name:
+            return
+        with self._lock:
+            self.count += 1
+            self.names.append(fun_name)
+        if self.log:
+            logger.info("compiled %s in %.2f s (%d so far)", fun_name, duration, self.count)
+
+    def __enter__(self):
+        monitoring = _jax_monitoring()
+        if monitoring is not None:
+            if self._active == 0:
+                monitoring.register_event_duration_secs_listener(self._listener)
+            self._active += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        monitoring = _jax_monitoring()
+        if monitoring is not None and self._active:
+            self._active -= 1
+            if self._active == 0:
+                monitoring.unregister_event_duration_listener(self._listener)
+        return False
+
+
+def _jax_monitoring():
+    try:
+        import jax.monitoring
+    except ImportError:
+        return None
+    return jax.monitoring
 
 
 # -- text -----------------------------------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_sentence_search_finds_the_topic(search_results):
     out = search_results
     assert out["corpus_size"] == 40 and out["dim"] == 384
     assert out["compiled_shapes"] <= 3  # bucketed, not one shape per length
+    assert 1 <= out["compilations"] <= out["compiled_shapes"]  # the queries compiled nothing
     for result in out["queries"]:
         hits = result["hits"]
         assert len(hits) == 3
