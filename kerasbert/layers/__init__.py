@@ -3,6 +3,7 @@
 from kerasbert.layers.attention import MultiHeadAttention
 from kerasbert.layers.core import Add, BiasAdd, TokenSlice
 from kerasbert.layers.crf import ConditionalRandomField, CRFFunction
+from kerasbert.layers.dense import Dense
 from kerasbert.layers.dropout import Dropout
 from kerasbert.layers.embeddings import Embedding, PositionEmbedding
 from kerasbert.layers.feedforward import FeedForward
@@ -30,6 +31,7 @@ __all__ = [
     "ConditionalRandomField",
     "CRFFunction",
     "CausalAttentionBias",
+    "Dense",
     "Dropout",
     "UniLMAttentionBias",
     "Add",

@@ -1,0 +1,112 @@
+"""Dense layers whose 16-bit matmuls accumulate in float32."""
+
+import functools
+
+import keras
+from keras import ops
+
+LOW_PRECISION = ("bfloat16", "float16")
+
+
+def mixed_matmul(x, kernel, transpose_kernel=False):
+    """``x @ kernel`` (or ``x @ kernel.T``) in float32 when both inputs are 16-bit floats.
+
+    Under ``mixed_bfloat16`` / ``mixed_float16`` Keras multiplies 16-bit operands into a
+    16-bit result. XLA:CPU runs that through a float32 fallback (no faster than float32),
+    while a 16-bit product with a float32 result maps onto the CPU's bf16 matrix units
+    (AMX) and is several times faster; on GPUs it is what cuBLAS does anyway. The gradient
+    is taken the same way (16-bit operands, float32 accumulation). Other dtypes and
+    backends use ``keras.ops.matmul`` unchanged.
+
+    Args:
+        x: ``(..., k)`` inputs.
+        kernel: ``(k, n)`` weights, or ``(n, k)`` with ``transpose_kernel=True``.
+        transpose_kernel: multiply by the transposed kernel (tied output embeddings).
+
+    Returns:
+        ``(..., n)``: float32 for 16-bit inputs on JAX, otherwise the inputs' dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x, w = np.ones((2, 3), "float32"), np.ones((3, 4), "float32")
+    >>> mixed_matmul(x, w).shape
+    (2, 4)
+    """
+    low = (
+        keras.backend.backend() == "jax"
+        and keras.backend.standardize_dtype(x.dtype) in LOW_PRECISION
+        and keras.backend.standardize_dtype(kernel.dtype) == keras.backend.standardize_dtype(
+            x.dtype
+        )
+    )
+    if not low:
+        return ops.matmul(x, ops.transpose(kernel) if transpose_kernel else kernel)
+    return _accumulating_matmul(transpose_kernel)(x, kernel)
+
+
+@functools.cache
+def _accumulating_matmul(transpose_kernel):
+    import jax
+    from jax import lax
+
+    float32 = "float32"
+    k_axis = 1 if transpose_kernel else 0  # the kernel's contracted axis
+    n_axis = 1 - k_axis
+
+    def forward(x, kernel):
+        dims = (((x.ndim - 1,), (k_axis,)), ((), ()))
+        return lax.dot_general(x, kernel, dims, preferred_element_type=float32)
+
+    @jax.custom_vjp
+    def matmul(x, kernel):
+        return forward(x, kernel)
+
+    def matmul_fwd(x, kernel):
+        return forward(x, kernel), (x, kernel)
+
+    def matmul_bwd(residuals, grad):
+        x, kernel = residuals
+        grad = grad.astype(x.dtype)
+        dx_dims = (((grad.ndim - 1,), (n_axis,)), ((), ()))
+        dx = lax.dot_general(grad, kernel, dx_dims, preferred_element_type=float32)
+        rows_x = x.reshape(-1, x.shape[-1])
+        rows_grad = grad.reshape(-1, grad.shape[-1])
+        # d kernel = x^T grad, or grad^T x for a transposed kernel; summed over all rows.
+        rows = (rows_grad, rows_x) if transpose_kernel else (rows_x, rows_grad)
+        dk = lax.dot_general(*rows, (((0,), (0,)), ((), ())), preferred_element_type=float32)
+        return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+    matmul.defvjp(matmul_fwd, matmul_bwd)
+    return matmul
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class Dense(keras.layers.Dense):
+    """``keras.layers.Dense`` that accumulates 16-bit matmuls in float32 (see
+    :func:`mixed_matmul`); bias and activation are applied in float32 before the result
+    is cast to the compute dtype. Identical to Keras's layer under float32, with LoRA or
+    with quantized kernels (those use Keras's code).
+
+    Args:
+        units: output size.
+        **kwargs: everything ``keras.layers.Dense`` takes (activation, use_bias,
+            initializers, regularizers, dtype, name, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = Dense(4, activation="relu")
+    >>> layer(np.ones((2, 3), "float32")).shape
+    (2, 4)
+    """
+
+    def call(self, inputs, training=None):
+        if self.lora_enabled or self.quantization_mode is not None:
+            return super().call(inputs, training=training)
+        outputs = mixed_matmul(inputs, ops.convert_to_tensor(self.kernel))
+        if self.bias is not None:
+            outputs = ops.add(outputs, ops.cast(self.bias, outputs.dtype))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return ops.cast(outputs, self.compute_dtype)

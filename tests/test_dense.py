@@ -1,0 +1,108 @@
+"""kerasbert's Dense: Keras's layer, with float32 accumulation of 16-bit matmuls."""
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+from kerasbert.layers import Dense
+from kerasbert.layers.dense import mixed_matmul
+
+RNG = np.random.default_rng(0)
+
+
+def bf16_round(x):
+    return np.asarray(jnp.asarray(x, jnp.bfloat16).astype(jnp.float32))
+
+
+def dot_generals(fn, *args):
+    """(operand dtypes, result dtype) of every dot_general in fn's jaxpr, nested ones too."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(
+                    (tuple(str(v.aval.dtype) for v in eqn.invars), str(eqn.outvars[0].aval.dtype))
+                )
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def test_float32_is_keras_dense_exactly():
+    x = RNG.normal(size=(2, 5, 8)).astype("float32")
+    ours, theirs = Dense(6, activation="gelu"), keras.layers.Dense(6, activation="gelu")
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_array_equal(np.asarray(ours(x)), np.asarray(theirs(x)))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_16bit_product_accumulates_in_float32(transpose):
+    x = RNG.normal(size=(3, 4, 256)).astype("float32")
+    w = RNG.normal(size=(256, 5)).astype("float32")
+    kernel = w.T if transpose else w
+    out = mixed_matmul(jnp.bfloat16(x), jnp.bfloat16(kernel), transpose_kernel=transpose)
+    assert out.dtype == jnp.float32
+    exact = bf16_round(x) @ bf16_round(w)
+    np.testing.assert_allclose(np.asarray(out), exact, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_gradients_match_float32_math(transpose):
+    x = bf16_round(RNG.normal(size=(6, 64)))
+    w = bf16_round(RNG.normal(size=(64, 3)))
+    kernel = w.T if transpose else w
+    up = bf16_round(RNG.normal(size=(6, 3)))
+
+    def loss(x, k):
+        return jnp.sum(mixed_matmul(x, k, transpose_kernel=transpose) * up)
+
+    dx, dk = jax.grad(loss, argnums=(0, 1))(jnp.bfloat16(x), jnp.bfloat16(kernel))
+    assert dx.dtype == dk.dtype == jnp.bfloat16
+    dw = x.T @ up
+    np.testing.assert_allclose(np.float32(dx), up @ w.T, rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(np.float32(dk), dw.T if transpose else dw, rtol=1e-2, atol=1e-2)
+
+
+def test_forward_and_backward_dots_take_16bit_operands_into_float32():
+    # This is what makes mixed precision fast (bf16 matrix units) on CPU: no dot may
+    # multiply float32 operands or produce a 16-bit result.
+    x = jnp.ones((4, 8), jnp.bfloat16)
+    k = jnp.ones((8, 2), jnp.bfloat16)
+
+    def loss(x, k):
+        return jnp.sum(mixed_matmul(x, k))
+
+    dots = dot_generals(jax.grad(loss, argnums=(0, 1)), x, k)
+    assert len(dots) == 3  # forward, d input, d kernel
+    assert all(d == (("bfloat16", "bfloat16"), "float32") for d in dots), dots
+
+
+def test_layer_under_mixed_bfloat16():
+    x = RNG.normal(size=(2, 16)).astype("float32")
+    layer = Dense(4, activation="tanh", dtype="mixed_bfloat16")
+    out = layer(x)
+    assert out.dtype == "bfloat16" and layer.kernel.dtype == "float32"
+    w, b = layer.get_weights()
+    exact = np.tanh(bf16_round(x) @ bf16_round(w) + b)
+    np.testing.assert_allclose(np.float32(out), exact, atol=1e-2)
+    inputs = keras.Input((16,))
+    model = keras.Model(inputs, layer(inputs))
+    dots = dot_generals(lambda k: model.stateless_call([k, jnp.asarray(b)], [], x)[0], w)
+    assert dots == [(("bfloat16", "bfloat16"), "float32")]
+
+
+def test_lora_uses_keras_code_and_serialization_round_trips():
+    layer = Dense(3, name="Pooler-Dense")
+    layer.build((None, 5))
+    layer.enable_lora(2)
+    assert layer(np.ones((1, 5), "float32")).shape == (1, 3)
+    clone = keras.layers.deserialize(keras.layers.serialize(Dense(3, activation="tanh")))
+    assert type(clone) is Dense and clone.units == 3
