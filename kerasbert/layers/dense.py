@@ -33,14 +33,9 @@ def mixed_matmul(x, kernel, transpose_kernel=False):
     >>> mixed_matmul(x, w).shape
     (2, 4)
     """
-    low = (
-        keras.backend.backend() == "jax"
-        and keras.backend.standardize_dtype(x.dtype) in LOW_PRECISION
-        and keras.backend.standardize_dtype(kernel.dtype) == keras.backend.standardize_dtype(
-            x.dtype
-        )
-    )
-    if not low:
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    same = keras.backend.standardize_dtype(kernel.dtype) == dtype
+    if not (keras.backend.backend() == "jax" and dtype in LOW_PRECISION and same):
         return ops.matmul(x, ops.transpose(kernel) if transpose_kernel else kernel)
     return _accumulating_matmul(transpose_kernel)(x, kernel)
 
