@@ -9,7 +9,13 @@ The names and semantics follow ``bert4keras.snippets``: :func:`sequence_padding`
 :class:`ViterbiDecoder`, :func:`softmax`, :class:`AutoRegressiveDecoder`. Additions:
 
 * length buckets (:func:`make_buckets`, :func:`bucket_length`, ``sequence_padding(...,
-  buckets=...)``) so that JAX compiles one program per bucket rather than one per length;
+  buckets=...)``, ``DataGenerator(..., buckets=...)`` with :meth:`DataGenerator.pad`) so that
+  JAX compiles one program per bucket rather than one per length, and a fixed batch size
+  (``DataGenerator(..., remainder="drop" | "fill")`` for training, :func:`pad_batch` for
+  prediction) so the last batch of an epoch adds no shape;
+* counting what gets compiled: :class:`ShapeCounter` (the batch shapes a generator handed
+  out, ``generator.shapes``) and :class:`CompilationCounter` (XLA compilations, from JAX's
+  compile events), both logging each new one at INFO;
 * :meth:`DataGenerator.to_pydataset`, a ``keras.utils.PyDataset`` for ``model.fit``;
 * decoder states that follow the beams (see :class:`AutoRegressiveDecoder`).
 """
@@ -383,6 +389,9 @@ def text_segmentate(text, maxlen, seps="\n", strips=None):
     return pieces
 
 
+REMAINDERS = ("keep", "drop", "fill")
+
+
 # -- batching -------------------------------------------------------------------------------------
 
 
@@ -391,13 +400,33 @@ class DataGenerator:
 
     Subclasses implement ``__iter__(self, random=False)``, yielding batches built from
     :meth:`sample`'s items. With ``len(data)`` known, an epoch has
-    ``ceil(len(data) / batch_size)`` batches (``len(generator)``); the usual pattern yields a
-    batch whenever it is full or ``is_end`` is True.
+    ``ceil(len(data) / batch_size)`` batches (``len(generator)``; ``floor`` with
+    ``remainder="drop"``); the usual pattern yields a batch whenever it is full or
+    ``is_end`` is True.
+
+    Bounded shapes. On JAX, ``model.fit`` / ``predict`` compile a program per distinct batch
+    shape, the batch size included. Two arguments keep the shapes few:
+
+    * ``buckets``: :meth:`pad` pads each batch to the smallest bucket length holding its
+      longest sequence (see :func:`make_buckets`), rather than to the longest itself;
+    * ``remainder``: what becomes of the last, incomplete batch of an epoch: ``"keep"`` (as
+      bert4keras: one more, smaller batch shape), ``"drop"`` (its items are left out of this
+      epoch; shuffled data leave out different ones each epoch) or ``"fill"`` (it is
+      completed with items from the start of this epoch's order, which then count twice).
+      For training, ``"drop"`` or ``"fill"``; for evaluation keep every item once
+      (``"keep"``) and pad the last batch's rows with :func:`pad_batch`, dropping their
+      outputs.
+
+    The batches handed out by :meth:`forfit`, :meth:`fortest` and :meth:`to_pydataset`
+    are recorded in ``generator.shapes`` (a :class:`ShapeCounter`; ``len(generator.shapes)``
+    is the number of distinct shapes, each new one logged at INFO).
 
     Args:
         data: a sequence (shuffled by index) or any iterable (shuffled through a buffer).
         batch_size: examples per batch.
         buffer_size: shuffle buffer of iterables without ``len``; default ``1000 * batch_size``.
+        buckets: padded lengths for :meth:`pad` (None: pad to the longest in the batch).
+        remainder: ``"keep"``, ``"drop"`` or ``"fill"`` (see above).
 
     Example:
 
@@ -407,28 +436,50 @@ class DataGenerator:
     ...         for is_end, x in self.sample(random):
     ...             batch.append(x)
     ...             if len(batch) == self.batch_size or is_end:
-    ...                 yield sequence_padding(batch), np.zeros(len(batch))
+    ...                 yield self.pad(batch), np.zeros(len(batch))
     ...                 batch = []
-    >>> gen = Batches([[1], [2, 3], [4, 5, 6]], batch_size=2)
+    >>> data = [[1], [2, 3], [4, 5, 6]]
+    >>> gen = Batches(data, batch_size=2)
     >>> len(gen), [x.shape for x, _ in gen]
     (2, [(2, 2), (1, 3)])
+    >>> gen = Batches(data, batch_size=2, buckets=[4, 8], remainder="fill")
+    >>> len(gen), [x.tolist() for x, _ in gen]
+    (2, [[[1, 0, 0, 0], [2, 3, 0, 0]], [[4, 5, 6, 0], [1, 0, 0, 0]]])
 
     ``model.fit(gen.forfit(), steps_per_epoch=len(gen))`` trains as in bert4keras;
     ``model.fit(gen.to_pydataset())`` does the same through a ``keras.utils.PyDataset``.
     """
 
-    def __init__(self, data, batch_size=32, buffer_size=None):
+    def __init__(self, data, batch_size=32, buffer_size=None, buckets=None, remainder="keep"):
         if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
             raise SnippetError(
                 f"DataGenerator: batch_size must be a positive int, got {batch_size!r}."
             )
+        if remainder not in REMAINDERS:
+            raise SnippetError(
+                f"DataGenerator: remainder must be one of {REMAINDERS}, got {remainder!r}."
+            )
+        if buckets is not None and not len(buckets):
+            raise SnippetError("DataGenerator: buckets is empty; pass None or make_buckets(...).")
         self.data = data
         self.batch_size = batch_size
+        self.buckets = None if buckets is None else sorted(int(b) for b in buckets)
+        self.remainder = remainder
         if hasattr(data, "__len__"):
-            self.steps = -(-len(data) // batch_size)
+            if remainder == "drop":
+                if 0 < len(data) < batch_size:
+                    raise SnippetError(
+                        f"DataGenerator: remainder='drop' with {len(data)} items and "
+                        f"batch_size={batch_size} leaves no batch; lower batch_size or use "
+                        "remainder='fill'."
+                    )
+                self.steps = len(data) // batch_size
+            else:
+                self.steps = -(-len(data) // batch_size)
         else:
             self.steps = None
         self.buffer_size = buffer_size or batch_size * 1000
+        self.shapes = ShapeCounter(type(self).__name__)
 
     def __len__(self):
         if self.steps is None:
@@ -438,8 +489,24 @@ class DataGenerator:
             )
         return self.steps
 
+    def pad(self, sequences, value=0, seq_dims=1, mode="post"):
+        """:func:`sequence_padding` to this generator's ``buckets`` (or the longest).
+
+        Args:
+            sequences: the batch's sequences.
+            value: the padding value.
+            seq_dims: how many leading axes are padded.
+            mode: ``"post"`` or ``"pre"``.
+        """
+        return sequence_padding(
+            sequences, value=value, seq_dims=seq_dims, mode=mode, buckets=self.buckets
+        )
+
     def sample(self, random=False):
         """Yield ``(is_end, item)`` over the data, ``is_end`` True for the last item.
+
+        With ``remainder="drop"`` the items of the last incomplete batch are left out, with
+        ``"fill"`` items from the start of the epoch complete it.
 
         Args:
             random: shuffle: a permutation of the indices for sequences; a random draw
@@ -451,6 +518,10 @@ class DataGenerator:
             items = self._buffer_shuffled()
         else:
             items = iter(self.data)
+        if self.remainder == "drop":
+            items = self._whole_batches(items)
+        elif self.remainder == "fill":
+            items = self._filled(items)
         try:
             current = next(items)
         except StopIteration:
@@ -459,6 +530,25 @@ class DataGenerator:
             yield False, current
             current = following
         yield True, current
+
+    def _whole_batches(self, items):
+        batch = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield from batch
+                batch = []
+
+    def _filled(self, items):
+        first, count = [], 0
+        for item in items:
+            if len(first) < self.batch_size:
+                first.append(item)
+            count += 1
+            yield item
+        missing = -count % self.batch_size
+        for i in range(missing):
+            yield first[i % len(first)]
 
     def _buffer_shuffled(self):
         buffer = []
@@ -482,7 +572,7 @@ class DataGenerator:
             empty = True
             for batch in self.__iter__(random):
                 empty = False
-                yield batch
+                yield self.shapes.observe(batch)
             self._check_not_empty(empty)
 
     def fortest(self, random=False):
@@ -495,14 +585,15 @@ class DataGenerator:
             empty = True
             for batch in self.__iter__(random):
                 empty = False
-                yield batch[0]
+                yield self.shapes.observe(batch[0])
             self._check_not_empty(empty)
 
     def _check_not_empty(self, empty):
         if empty:
             raise SnippetError(
-                f"{type(self).__name__} yielded no batch in a whole epoch (is its data empty?); "
-                "an endless stream of nothing would hang model.fit."
+                f"{type(self).__name__} yielded no batch in a whole epoch (is its data empty, or "
+                "smaller than batch_size with remainder='drop'?); an endless stream of nothing "
+                "would hang model.fit."
             )
 
     def to_pydataset(self, random=True, workers=1, max_queue_size=10):
@@ -1024,6 +1115,10 @@ def delete_arguments(*names):
 
 __all__ = [
     "AutoRegressiveDecoder",
+    "CompilationCounter",
+    "ShapeCounter",
+    "batch_signature",
+    "pad_batch",
     "delete_arguments",
     "insert_arguments",
     "is_string",

@@ -225,6 +225,136 @@ def test_to_pydataset_trains_a_model():
     assert model.evaluate(valid, verbose=0)[1] > 0.9
 
 
+class BucketedBatches(DataGenerator):
+    """PairBatches padded through DataGenerator.pad (the generator's buckets)."""
+
+    def __iter__(self, random=False):
+        ids, labels = [], []
+        for is_end, (x, y) in self.sample(random):
+            ids.append(x)
+            labels.append(y)
+            if len(ids) == self.batch_size or is_end:
+                yield self.pad(ids), np.array(labels, "float32")
+                ids, labels = [], []
+
+
+@pytest.mark.parametrize("sized", [True, False])
+@pytest.mark.parametrize("random", [False, True])
+def test_remainder_keep_drop_fill(sized, random):
+    data = list(range(10))
+    for remainder, sizes in [("keep", [4, 4, 2]), ("drop", [4, 4]), ("fill", [4, 4, 4])]:
+        source = data if sized else (i for i in data)
+        gen = DataGenerator(source, batch_size=4, buffer_size=3, remainder=remainder)
+        if sized:
+            assert len(gen) == len(sizes)
+        np.random.seed(3)
+        sampled = list(gen.sample(random))
+        items = [item for _, item in sampled]
+        assert [is_end for is_end, _ in sampled] == [False] * (len(items) - 1) + [True]
+        assert len(items) == sum(sizes)
+        if remainder == "keep":
+            assert sorted(items) == data
+        elif remainder == "drop":  # 8 distinct items, 2 left out (random ones when shuffled)
+            assert len(set(items)) == 8 and set(items) <= set(data)
+        else:  # all 10, then the epoch's first 2 again
+            assert sorted(items[:10]) == data and items[10:] == items[:2]
+        if not random:
+            assert items[:8] == data[:8]
+    # Fewer items than a batch: "fill" cycles them, "drop" has no batch to give.
+    assert [x for _, x in DataGenerator([7, 8, 9], 8, remainder="fill").sample()] == [
+        7, 8, 9, 7, 8, 9, 7, 8,
+    ]  # fmt: skip
+    with pytest.raises(SnippetError, match="remainder='fill'"):
+        DataGenerator([7, 8, 9], 8, remainder="drop")
+    with pytest.raises(SnippetError, match="remainder='drop'"):
+        next(PairBatches(iter(toy_data(3, np.random.default_rng(0))), 8, remainder="drop").forfit())
+    with pytest.raises(SnippetError, match="remainder must be one of"):
+        DataGenerator(data, 4, remainder="pad")
+
+
+def test_generator_pad_uses_its_buckets_and_shapes_are_counted(caplog):
+    data = [(np.arange(1, n + 1), 1.0) for n in range(1, 41)]  # lengths 1..40
+    gen = BucketedBatches(data, batch_size=4, buckets=[8, 32, 16], remainder="fill")
+    assert gen.buckets == [8, 16, 32]
+    widths = [x.shape[1] for x, _ in gen]
+    assert widths == [8, 8, 16, 16, 32, 32, 32, 32, 32, 32]  # 37..40 truncated to 32
+    assert len(gen.shapes) == 0  # plain iteration is not recorded; forfit is
+    with caplog.at_level("INFO", logger="kerasbert.snippets"):
+        batches = list(itertools.islice(gen.forfit(random=False), 3 * len(gen)))
+    assert len(batches) == 30
+    assert set(gen.shapes.counts) == {((4, 8), (4,)), ((4, 16), (4,)), ((4, 32), (4,))}
+    assert sum(gen.shapes.counts.values()) == 30
+    logged = [r.getMessage() for r in caplog.records if "new batch shape" in r.getMessage()]
+    assert len(logged) == 3 and all("BucketedBatches" in m for m in logged)
+    unbucketed = BucketedBatches(data, batch_size=4)
+    assert len({x.shape for x, _ in unbucketed}) == 10  # one shape per batch
+
+
+def _tiny_classifier():
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(50, 8)(inputs)
+    x = keras.layers.GlobalMaxPooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    return model
+
+
+def test_buckets_and_remainder_bound_the_train_step_compilations():
+    rng = np.random.default_rng(0)
+    lengths = [3, 9, 2, 13, 5, 6, 7, 1, 40, 12, 11, 35, 8, 4, 10, 45, 2, 3, 50, 20]
+    data = [(rng.integers(1, 50, n), float(n % 2)) for n in lengths]
+    batches = [lengths[i : i + 8] for i in (0, 8, 16)]  # in order: 8 + 8 + 4 items
+    expected = {
+        # padded to buckets, the last batch filled to 8 rows
+        "bounded": {(8, bucket_length(max(b), [16, 64])) for b in batches},
+        # padded to the longest, the last batch smaller
+        "unbounded": {(len(b), max(b)) for b in batches},
+    }
+    assert len(expected["bounded"]) == 2 and len(expected["unbounded"]) == 3
+    for name, kwargs in [("bounded", {"buckets": [16, 64], "remainder": "fill"}),
+                         ("unbounded", {})]:  # fmt: skip
+        gen = BucketedBatches(data, batch_size=8, **kwargs)
+        model = _tiny_classifier()
+        with snippets.CompilationCounter("train_step") as counter:
+            model.fit(gen.to_pydataset(random=False), epochs=2, verbose=0)
+        assert {x for x, _ in gen.shapes.counts} == expected[name]
+        assert sum(gen.shapes.counts.values()) >= 6  # 3 batches, 2 epochs (Keras reads ahead)
+        assert counter.count == len(expected[name])  # one compilation per shape, no more
+
+
+def test_pad_batch_repeats_the_first_row_and_outputs_can_be_dropped():
+    inputs = [np.array([[1, 2, 0], [3, 0, 0]]), np.array([[0, 0, 0], [0, 1, 1]])]
+    padded = snippets.pad_batch(inputs, 4)
+    assert [x.shape for x in padded] == [(4, 3), (4, 3)]
+    np.testing.assert_array_equal(padded[0][2:], [[1, 2, 0], [1, 2, 0]])
+    np.testing.assert_array_equal(padded[1][:2], inputs[1])
+    assert snippets.pad_batch({"a": np.ones((4, 2)), "b": None}, 3)["a"].shape == (4, 2)
+    with pytest.raises(SnippetError, match="at least one row"):
+        snippets.pad_batch(np.zeros((0, 3)), 4)
+    model = _tiny_classifier()
+    full = model.predict_on_batch(snippets.pad_batch(inputs[0], 8))
+    np.testing.assert_allclose(full[:2], model.predict_on_batch(inputs[0]), atol=1e-6)
+
+
+def test_compilation_counter_counts_compilations_not_calls(caplog):
+    import jax
+
+    def scaled_sum(x):
+        return 3 * x.sum()
+
+    function = jax.jit(scaled_sum)
+    counter = snippets.CompilationCounter("scaled_sum", log=True)
+    with caplog.at_level("INFO", logger="kerasbert.snippets"), counter:
+        for n in (3, 4, 3, 4, 5):
+            function(np.ones(n))
+        with counter:  # re-entered: still one listener
+            function(np.ones(6))
+    assert counter.count == 4 and counter.names == ["jit(scaled_sum)"] * 4
+    assert sum("jit(scaled_sum)" in r.getMessage() for r in caplog.records) == 4
+    function(np.ones(7))  # outside the context: not counted
+    assert counter.count == 4
+
+
 # -- ViterbiDecoder -------------------------------------------------------------------------------
 
 
