@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kerasbert.layers import Dense
-from kerasbert.layers.dense import mixed_matmul
+from kerasbert.layers.dense import mixed_einsum, mixed_matmul
 
 RNG = np.random.default_rng(0)
 
@@ -106,3 +106,44 @@ def test_lora_uses_keras_code_and_serialization_round_trips():
     assert layer(np.ones((1, 5), "float32")).shape == (1, 3)
     clone = keras.layers.deserialize(keras.layers.serialize(Dense(3, activation="tanh")))
     assert type(clone) is Dense and clone.units == 3
+
+
+@pytest.mark.parametrize(
+    "equation, a_shape, b_shape",
+    [
+        ("bthd,bshd->bhts", (2, 5, 3, 4), (2, 6, 3, 4)),  # attention logits
+        ("bhts,bshd->bthd", (2, 3, 5, 6), (2, 6, 3, 4)),  # attention output
+        ("bthd,tsd->bhts", (2, 5, 3, 4), (5, 5, 4)),  # NEZHA's relative keys
+    ],
+)
+def test_mixed_einsum_values_gradients_and_dtypes(equation, a_shape, b_shape):
+    a = bf16_round(RNG.normal(size=a_shape))
+    b = bf16_round(RNG.normal(size=b_shape))
+    out = mixed_einsum(equation, jnp.bfloat16(a), jnp.bfloat16(b))
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(out), np.einsum(equation, a, b), rtol=1e-5, atol=1e-5)
+
+    up = jnp.asarray(bf16_round(RNG.normal(size=out.shape)))
+
+    def loss(a, b):
+        return jnp.sum(mixed_einsum(equation, a, b) * up)
+
+    grads = jax.grad(loss, argnums=(0, 1))(jnp.bfloat16(a), jnp.bfloat16(b))
+    expected = jax.grad(lambda a, b: jnp.sum(jnp.einsum(equation, a, b) * up), argnums=(0, 1))(
+        jnp.asarray(a), jnp.asarray(b)
+    )
+    for got, want in zip(grads, expected):
+        assert got.dtype == jnp.bfloat16
+        np.testing.assert_allclose(np.float32(got), np.asarray(want), rtol=2e-2, atol=5e-2)
+    dots = dot_generals(jax.grad(loss, argnums=(0, 1)), jnp.bfloat16(a), jnp.bfloat16(b))
+    assert dots and all(d == (("bfloat16", "bfloat16"), "float32") for d in dots), dots
+    # float32 operands go through keras.ops.einsum unchanged.
+    np.testing.assert_allclose(
+        np.asarray(mixed_einsum(equation, a, b)), np.einsum(equation, a, b), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_mixed_einsum_rejects_what_it_cannot_differentiate():
+    x = jnp.ones((2, 3), jnp.bfloat16)
+    with pytest.raises(ValueError, match="cannot differentiate"):
+        mixed_einsum("ij,jk->i", x, jnp.ones((3, 4), jnp.bfloat16))

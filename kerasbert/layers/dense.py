@@ -76,6 +76,71 @@ def _accumulating_matmul(transpose_kernel):
     return matmul
 
 
+def mixed_einsum(equation, a, b):
+    """Two-operand ``keras.ops.einsum`` with float32 accumulation of 16-bit operands.
+
+    Like :func:`mixed_matmul` for contractions such as attention's
+    ``"bthd,bshd->bhts"``: on JAX, 16-bit operands give a float32 result, and the
+    gradient is computed from 16-bit operands with float32 accumulation too. Every index
+    must appear in at least two of the three terms (no index summed within one operand).
+
+    Args:
+        equation: ``"lhs,rhs->out"`` without ellipsis or repeated indices in a term.
+        a: the left operand.
+        b: the right operand.
+
+    Returns:
+        The contraction: float32 for 16-bit operands on JAX, otherwise their dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> q = k = np.ones((1, 3, 2, 4), "float32")
+    >>> mixed_einsum("bthd,bshd->bhts", q, k).shape
+    (1, 2, 3, 3)
+    """
+    dtype = keras.backend.standardize_dtype(a.dtype)
+    same = keras.backend.standardize_dtype(b.dtype) == dtype
+    if not (keras.backend.backend() == "jax" and dtype in LOW_PRECISION and same):
+        return ops.einsum(equation, a, b)
+    return _accumulating_einsum(equation.replace(" ", ""))(a, b)
+
+
+@functools.cache
+def _accumulating_einsum(equation):
+    import jax
+    import jax.numpy as jnp
+
+    inputs, out = equation.split("->")
+    lhs, rhs = inputs.split(",")
+    for index in set(lhs + rhs + out):
+        if sum(index in term for term in (lhs, rhs, out)) < 2 or "." in index:
+            raise ValueError(f"mixed_einsum cannot differentiate {equation!r} (index {index!r}).")
+    float32 = "float32"
+
+    def contract(spec, x, y):
+        return jnp.einsum(spec, x, y, preferred_element_type=float32)
+
+    @jax.custom_vjp
+    def einsum(a, b):
+        return contract(equation, a, b)
+
+    def einsum_fwd(a, b):
+        return contract(equation, a, b), (a, b)
+
+    def einsum_bwd(residuals, grad):
+        a, b = residuals
+        grad = grad.astype(a.dtype)
+        # With every index in two terms, each operand's gradient is the contraction of the
+        # output gradient with the other operand.
+        da = contract(f"{out},{rhs}->{lhs}", grad, b)
+        db = contract(f"{out},{lhs}->{rhs}", grad, a)
+        return da.astype(a.dtype), db.astype(b.dtype)
+
+    einsum.defvjp(einsum_fwd, einsum_bwd)
+    return einsum
+
+
 @keras.saving.register_keras_serializable(package="kerasbert")
 class Dense(keras.layers.Dense):
     """``keras.layers.Dense`` that accumulates 16-bit matmuls in float32 (see
