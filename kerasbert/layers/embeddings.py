@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerasbert.layers.dense import mixed_matmul
+
 
 @keras.saving.register_keras_serializable(package="kerasbert")
 class Embedding(keras.layers.Layer):
@@ -51,7 +53,9 @@ class Embedding(keras.layers.Layer):
 
     def call(self, inputs, mode="embedding"):
         if mode == "dense":
-            return ops.matmul(inputs, ops.transpose(ops.cast(self.embeddings, inputs.dtype)))
+            kernel = ops.cast(self.embeddings, inputs.dtype)
+            logits = mixed_matmul(inputs, kernel, transpose_kernel=True)
+            return ops.cast(logits, inputs.dtype)
         if mode != "embedding":
             raise ValueError(f"mode must be 'embedding' or 'dense', got {mode!r}")
         return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)

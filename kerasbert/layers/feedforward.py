@@ -3,6 +3,7 @@
 import keras
 
 from kerasbert.backend import get_activation
+from kerasbert.layers.dense import Dense
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
@@ -40,7 +41,7 @@ class FeedForward(keras.layers.Layer):
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
-        self.intermediate_dense = keras.layers.Dense(
+        self.intermediate_dense = Dense(
             units,
             activation=get_activation(activation),
             use_bias=use_bias,
@@ -52,7 +53,7 @@ class FeedForward(keras.layers.Layer):
 
     def build(self, input_shape):
         self.intermediate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = Dense(
             input_shape[-1],
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer,
