@@ -60,6 +60,7 @@ from kerasbert.snippets import (
     DataGenerator,
     longest_common_subsequence,
     make_buckets,
+    pad_batch,
     sequence_padding,
 )
 
@@ -169,11 +170,15 @@ def char_span_to_tokens(mapping, start, end):
 
 
 class WindowGenerator(DataGenerator):
-    """Batches ``([token_ids, segment_ids], labels)`` of windows, padded to bucket lengths."""
+    """Batches ``([token_ids, segment_ids], labels)`` of windows, padded to bucket lengths.
+
+    Every batch has ``batch_size`` windows: an epoch's incomplete last batch is completed
+    with windows from the start of the epoch (``remainder="fill"``), so training compiles
+    one step per bucket and no extra one for a smaller batch.
+    """
 
     def __init__(self, windows, batch_size, buckets):
-        super().__init__(windows, batch_size)
-        self.buckets = buckets
+        super().__init__(windows, batch_size, buckets=buckets, remainder="fill")
 
     def __iter__(self, random=False):
         batch = []
@@ -262,7 +267,9 @@ def predict_answers(model, features, buckets, batch_size, max_answer_len):
         inputs = pad_inputs(
             [f.token_ids[w] for _, f, w in batch], [f.segment_ids[w] for _, f, w in batch], buckets
         )
-        logits.extend(K.convert_to_numpy(model.predict_on_batch(inputs)))
+        # A last, smaller batch gets repeated rows (their logits are dropped): no new shape.
+        outputs = model.predict_on_batch(pad_batch(inputs, batch_size))
+        logits.extend(K.convert_to_numpy(outputs)[: len(batch)])
 
     best = {}
     for (k, feature, w), window_logits in zip(windows, logits):

@@ -5,9 +5,10 @@ sequence, ``[CLS] text_a [SEP] text_b [SEP]``, with segment ids 0 for the first 
 second (``tokenizer.encode(text_a, text_b, maxlen=...)``); the encoder's pooled output
 (``--pooling pool``, the ``Pooler`` over [CLS]) or the raw [CLS] vector (``--pooling cls``)
 feeds Dropout and a 2-way softmax Dense layer. Training uses kerasbert's AdamW with a
-warmup-then-decay ``PiecewiseLinearSchedule``; batches are padded to a few bucket lengths so
-JAX compiles a handful of shapes. A callback measures dev accuracy after every epoch and saves
-the best weights, which are reloaded at the end and scored on test.
+warmup-then-decay ``PiecewiseLinearSchedule``; batches are padded to a few bucket lengths
+and have one number of rows (training drops each epoch's incomplete last batch, prediction
+pads it), so JAX compiles one step per bucket. A callback measures dev accuracy after every
+epoch and saves the best weights, which are reloaded at the end and scored on test.
 
 Data (``--data-dir``, default ``examples/data/lcqmc``): ``train.txt``, ``dev.txt``,
 ``test.txt``, one pair a line, ``text_a<TAB>text_b<TAB>label`` with label 1 (same meaning) or
@@ -47,7 +48,7 @@ from common import DATA, add_model_args, load_model_and_tokenizer, new_parser
 from kerasbert.backend import keras
 from kerasbert.layers import TokenSlice
 from kerasbert.optimizers import AdamW, PiecewiseLinearSchedule
-from kerasbert.snippets import DataGenerator, make_buckets, sequence_padding
+from kerasbert.snippets import DataGenerator, make_buckets
 
 NUM_CLASSES = 2
 
@@ -91,13 +92,11 @@ class PairBatches(DataGenerator):
     """
 
     def __init__(self, data, tokenizer, maxlen, batch_size, drop_remainder=False):
-        super().__init__(data, batch_size)
+        drop = drop_remainder and len(data) >= batch_size
+        remainder = "drop" if drop else "keep"
+        super().__init__(data, batch_size, buckets=make_buckets(maxlen), remainder=remainder)
         self.tokenizer = tokenizer
         self.maxlen = maxlen
-        self.buckets = make_buckets(maxlen)
-        self.drop_remainder = drop_remainder and len(data) >= batch_size
-        if self.drop_remainder:
-            self.steps = len(data) // batch_size
 
     def __iter__(self, random=False):
         token_ids, segment_ids, labels = [], [], []
@@ -107,15 +106,8 @@ class PairBatches(DataGenerator):
             token_ids.append(ids)
             segment_ids.append(segments)
             labels.append(label)
-            full = len(token_ids) == self.batch_size
-            if full or (is_end and not self.drop_remainder):
-                yield (
-                    [
-                        sequence_padding(token_ids, buckets=self.buckets),
-                        sequence_padding(segment_ids, buckets=self.buckets),
-                    ],
-                    np.array(labels, dtype="int32"),
-                )
+            if len(token_ids) == self.batch_size or is_end:
+                yield [self.pad(token_ids), self.pad(segment_ids)], np.array(labels, "int32")
                 token_ids, segment_ids, labels = [], [], []
 
 

@@ -4,8 +4,11 @@ Task: label a review positive (1) or negative (0). The encoder's pooled output (
 ``Pooler`` tanh layer over [CLS], ``--pooling pool``) or the raw [CLS] vector
 (``--pooling cls``) goes through Dropout and a 2-way softmax Dense layer. Training uses
 kerasbert's AdamW (no decay on LayerNorm weights and biases) with a warmup-then-decay
-``PiecewiseLinearSchedule``; batches are padded to a few bucket lengths so JAX compiles a
-handful of shapes. After every epoch a callback measures dev accuracy and saves the weights
+``PiecewiseLinearSchedule``. Batches are padded to a few bucket lengths and every batch has
+the same number of rows (training drops each epoch's incomplete last batch; prediction pads
+it with repeated rows and drops their outputs), so JAX compiles one train step and one
+predict step per bucket: the script prints the batch shapes and the XLA compilations of the
+Keras step functions. After every epoch a callback measures dev accuracy and saves the weights
 whenever it is the best so far; at the end the best weights are reloaded and scored on test.
 
 Data (``--data-dir``, default ``examples/data/sentiment``): ``train.tsv``, ``dev.tsv``,
@@ -31,7 +34,8 @@ Commands:
     python examples/task_sentiment_classification.py --tiny --model albert
 
 ``main(argv)`` returns a dict: per-epoch training loss and dev accuracy, the best epoch,
-test accuracy, the test predictions and labels, and the path of the saved best weights.
+test accuracy, the test predictions and labels, the path of the saved best weights, and
+the training batch shapes and the compilations of ``train_step`` / ``predict_step``.
 """
 
 import json
@@ -44,7 +48,7 @@ from common import DATA, add_model_args, load_model_and_tokenizer, new_parser
 from kerasbert.backend import keras
 from kerasbert.layers import TokenSlice
 from kerasbert.optimizers import AdamW, PiecewiseLinearSchedule
-from kerasbert.snippets import DataGenerator, make_buckets, sequence_padding
+from kerasbert.snippets import CompilationCounter, DataGenerator, make_buckets, pad_batch
 
 NUM_CLASSES = 2
 
@@ -82,13 +86,11 @@ class SentimentBatches(DataGenerator):
     """
 
     def __init__(self, data, tokenizer, maxlen, batch_size, drop_remainder=False):
-        super().__init__(data, batch_size)
+        drop = drop_remainder and len(data) >= batch_size
+        remainder = "drop" if drop else "keep"
+        super().__init__(data, batch_size, buckets=make_buckets(maxlen), remainder=remainder)
         self.tokenizer = tokenizer
         self.maxlen = maxlen
-        self.buckets = make_buckets(maxlen)
-        self.drop_remainder = drop_remainder and len(data) >= batch_size
-        if self.drop_remainder:
-            self.steps = len(data) // batch_size
 
     def __iter__(self, random=False):
         token_ids, segment_ids, labels = [], [], []
@@ -97,15 +99,8 @@ class SentimentBatches(DataGenerator):
             token_ids.append(ids)
             segment_ids.append(segments)
             labels.append(label)
-            full = len(token_ids) == self.batch_size
-            if full or (is_end and not self.drop_remainder):
-                yield (
-                    [
-                        sequence_padding(token_ids, buckets=self.buckets),
-                        sequence_padding(segment_ids, buckets=self.buckets),
-                    ],
-                    np.array(labels, dtype="int32"),
-                )
+            if len(token_ids) == self.batch_size or is_end:
+                yield [self.pad(token_ids), self.pad(segment_ids)], np.array(labels, "int32")
                 token_ids, segment_ids, labels = [], [], []
 
 
@@ -128,10 +123,14 @@ def build_model(args):
 
 
 def predict_labels(model, batches):
-    """``(predicted, gold)`` label arrays over every batch of ``batches`` (in order)."""
+    """``(predicted, gold)`` label arrays over every batch of ``batches`` (in order).
+
+    A last, smaller batch is padded to ``batches.batch_size`` rows (copies of its first
+    row, whose predictions are dropped), so prediction compiles no extra batch size.
+    """
     predicted, gold = [], []
     for inputs, labels in batches:
-        probs = model.predict_on_batch(inputs)
+        probs = model.predict_on_batch(pad_batch(inputs, batches.batch_size))[: len(labels)]
         predicted.append(np.argmax(probs, axis=-1))
         gold.append(labels)
     return np.concatenate(predicted), np.concatenate(gold)
@@ -236,16 +235,28 @@ def main(argv=None):
     output = pathlib.Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     evaluator = Evaluator(dev_batches, str(output))
-    history = model.fit(
-        train_batches.to_pydataset(random=True),
-        epochs=args.epochs,
-        callbacks=[evaluator],
-        verbose=args.verbose,
-    )
+    # Count the XLA compilations of Keras's train_step and predict_step functions.
+    compilations = CompilationCounter("_step")
+    with compilations:
+        history = model.fit(
+            train_batches.to_pydataset(random=True),
+            epochs=args.epochs,
+            callbacks=[evaluator],
+            verbose=args.verbose,
+        )
 
-    # Back to the best epoch's weights, then score the held-out test set with them.
-    model.load_weights(str(output))
-    test_predicted, test_gold = predict_labels(model, test_batches)
+        # Back to the best epoch's weights, then score the held-out test set with them.
+        model.load_weights(str(output))
+        test_predicted, test_gold = predict_labels(model, test_batches)
+    # Signatures are ((token_ids shape, segment_ids shape), labels shape).
+    train_shapes = sorted({signature[0][0] for signature in train_batches.shapes.counts})
+    compiled = {name: compilations.names.count(f"jit({name})") for name in
+                ("train_step", "predict_step")}  # fmt: skip
+    print(
+        f"training batch shapes (token ids): {train_shapes}; XLA compilations: "
+        f"{compiled['train_step']} train_step, {compiled['predict_step']} predict_step "
+        f"(buckets {train_batches.buckets})"
+    )
     results = {
         "train_loss": [float(x) for x in history.history["loss"]],
         "train_accuracy": [float(x) for x in history.history["sparse_categorical_accuracy"]],
@@ -256,6 +267,8 @@ def main(argv=None):
         "test_predictions": test_predicted.tolist(),
         "test_labels": test_gold.tolist(),
         "weights_path": str(output),
+        "train_batch_shapes": train_shapes,
+        "compilations": compiled,
         "seconds": round(time.perf_counter() - start, 1),
     }
     summary = {k: v for k, v in results.items() if k not in ("test_predictions", "test_labels")}

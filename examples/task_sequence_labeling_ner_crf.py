@@ -50,7 +50,13 @@ from common import DATA, add_model_args, load_model_and_tokenizer, new_parser
 from kerasbert.backend import K, keras
 from kerasbert.layers import ConditionalRandomField
 from kerasbert.optimizers import AdamW
-from kerasbert.snippets import DataGenerator, ViterbiDecoder, make_buckets, sequence_padding
+from kerasbert.snippets import (
+    DataGenerator,
+    ViterbiDecoder,
+    make_buckets,
+    pad_batch,
+    sequence_padding,
+)
 
 ENTITY_TYPES = ("PER", "LOC", "ORG")
 # Label ids: 0 = O, then B-X, I-X for each type (B-PER = 1, I-PER = 2, B-LOC = 3, ...).
@@ -123,11 +129,15 @@ class NERExample:
 
 
 class NERGenerator(DataGenerator):
-    """Batches ``([token_ids, segment_ids], labels)`` padded to bucket lengths."""
+    """Batches ``([token_ids, segment_ids], labels)`` padded to bucket lengths.
+
+    Every batch has ``batch_size`` sentences: an epoch's incomplete last batch is completed
+    with sentences from the start of the epoch (``remainder="fill"``), so training compiles
+    one step per bucket and no extra one for a smaller batch.
+    """
 
     def __init__(self, data, batch_size, buckets):
-        super().__init__(data, batch_size)
-        self.buckets = buckets
+        super().__init__(data, batch_size, buckets=buckets, remainder="fill")
 
     def __iter__(self, random=False):
         batch = []
@@ -181,7 +191,9 @@ class NamedEntityRecognizer(ViterbiDecoder):
         for i in range(0, len(examples), self.batch_size):
             batch = examples[i : i + self.batch_size]
             inputs, _ = batch_arrays(batch, self.buckets)
-            emissions = K.convert_to_numpy(self.model.predict_on_batch(inputs))
+            # A last, smaller batch gets repeated rows (dropped below): no new shape.
+            emissions = self.model.predict_on_batch(pad_batch(inputs, self.batch_size))
+            emissions = K.convert_to_numpy(emissions)[: len(batch)]
             for example, nodes in zip(batch, emissions):
                 length = len(example.token_ids)
                 # Decode the real tokens only: no [CLS], no [SEP], no padding.

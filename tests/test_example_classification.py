@@ -59,6 +59,13 @@ def test_sentiment_classification_tiny(tmp_path, options):
     assert predicted.tolist() == results["test_predictions"]
     assert test_accuracy == pytest.approx(results["test_accuracy"])
 
+    # Bucketed lengths and one batch size: a compiled step per bucket, none per length.
+    buckets = [16, 32, 64]  # make_buckets(64)
+    shapes = results["train_batch_shapes"]
+    assert shapes and all(rows == 16 and length in buckets for rows, length in shapes)
+    assert results["compilations"]["train_step"] == len(shapes)
+    assert 1 <= results["compilations"]["predict_step"] <= len(buckets)
+
 
 def test_sentence_similarity_tiny(tmp_path):
     module = load_example("task_sentence_similarity")
