@@ -1,5 +1,7 @@
 """Key/value-cached incremental decoding equals running the whole model on the prefix."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,55 @@ def test_encoder_models_are_refused():
     builder = kerasbert.build_transformer_model(CONFIG, return_keras_model=False)
     with pytest.raises(kerasbert.ConfigError, match="application='lm' or 'unilm'"):
         IncrementalModel(builder)
+
+
+def test_chunks_of_any_width_equal_the_full_model():
+    builder = _builder("bert", "unilm")
+    rng = np.random.default_rng(1)
+    ids = rng.integers(4, 30, size=(3, 14)).astype("int32")
+    ids[:, 0], ids[1, 11:] = 2, 0  # [CLS] first; row 1 ends in padding (masked keys)
+    segments = np.zeros_like(ids)
+    segments[:, 5:] = 1
+    full = builder.model.predict([ids, segments], verbose=0)
+    step = IncrementalModel(builder, max_length=14)
+    pieces, cache = [], None
+    for start, end in [(0, 5), (5, 8), (8, 9), (9, 13), (13, 14)]:  # widths 8, 4, 1, 4, 1
+        outputs, cache = step(ids[:, start:end], segments[:, start:end], cache)
+        assert outputs.shape[1] == end - start and cache["length"] == end
+        pieces.append(outputs)
+    got = np.concatenate(pieces, axis=1)
+    real = ids != 0
+    np.testing.assert_allclose(got[real], full[real], atol=1e-5)
+    with pytest.raises(kerasbert.ConfigError, match="exceed max_length=14"):
+        step(ids[:, :1], segments[:, :1], cache)
+    with pytest.raises(kerasbert.ConfigError, match="max_length <= 512"):
+        IncrementalModel(builder, max_length=513)
+
+
+def test_steps_compile_once_per_batch_and_width(caplog):
+    builder = _builder("nezha", "lm")
+    step = IncrementalModel(builder, max_length=32)
+    rng = np.random.default_rng(2)
+
+    def decode(prefix_length, steps, batch=2):
+        ids = rng.integers(4, 30, size=(batch, prefix_length)).astype("int32")
+        outputs, cache = step(ids, np.zeros_like(ids))
+        for _ in range(steps):
+            new = outputs[:, -1].argmax(-1)[:, None].astype("int32")
+            outputs, cache = step(new, np.zeros_like(new), cache)
+        return cache
+
+    with caplog.at_level(logging.INFO, logger="kerasbert.models.decoding"):
+        decode(prefix_length=6, steps=2)  # warm-up: the first chunk (width 8) and a step
+    warm = step.num_compilations
+    assert warm == 2
+    logged = [r.getMessage() for r in caplog.records if r.name == "kerasbert.models.decoding"]
+    assert len(logged) == 2 and "width 8 (first chunk)" in logged[0] and "width 1," in logged[1]
+    cache = decode(prefix_length=5, steps=20)  # 20 more steps, another prefix of width 8
+    assert cache["length"] == 25
+    decode(prefix_length=7, steps=10)
+    assert step.num_compilations == warm  # nothing per step, nothing per prefix length
+    # An independent count: the executables in the jitted function's own cache.
+    assert step._function._cache_size() == warm
+    decode(prefix_length=6, steps=1, batch=3)  # a new batch size compiles both again
+    assert step.num_compilations == warm + 2

@@ -48,6 +48,11 @@ def test_autotitle_tiny_trains_generates_and_caches_consistently():
 
     # Key/value-cached beam search gave exactly the ids of full recomputation, every time.
     assert results["num_checked"] == 4 and results["cache_mismatches"] == []
+    # The cached steps compile per batch size and chunk width, never per step or title:
+    # the contents (one row, <= 32 tokens) take widths among 1, 2, 4, ..., 32, and the
+    # one-token steps batch sizes 1 or 2 (beam 2), while 4 titles of >= 6 ids took >= 24
+    # steps.
+    assert 2 <= results["step_compilations"] <= 6 + 2
     assert 0.0 <= results["rouge_l"] <= 1.0 and results["lead_rouge_l"] > 0.2
 
 

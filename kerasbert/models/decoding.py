@@ -6,14 +6,28 @@ through the network alone, attending to the cached keys and values of the prefix
 of recomputing the whole prefix at every step. :class:`IncrementalModel` does that with the
 model's own layers (the same weights and attention code as the functional model), for
 BERT, ALBERT and NEZHA.
+
+The cache has a fixed size: ``max_length`` positions are allocated on the first call, new
+keys and values are written in place at the current length (``slice_update``, i.e. XLA's
+dynamic-update-slice) and a mask hides the unfilled positions. On JAX one step is one jitted
+function whose shapes do not depend on how many tokens are cached, so decoding compiles once
+per batch size and chunk width, not once per step.
 """
+
+import itertools
+import logging
 
 import numpy as np
 from keras import ops
 
 from kerasbert.errors import ConfigError
+from kerasbert.snippets import CompilationCounter, bucket_length, make_buckets
+
+logger = logging.getLogger(__name__)
 
 _FORBIDDEN = -1e12
+_STEP_NAME = "kerasbert_incremental_step"
+_STEP_IDS = itertools.count()
 
 
 class IncrementalModel:
@@ -22,11 +36,23 @@ class IncrementalModel:
     Args:
         builder: the builder returned by ``build_transformer_model(...,
             application="lm" or "unilm", return_keras_model=False)``.
+        max_length: the most positions a sequence (prefix and generated tokens) may have;
+            the cache holds that many, and each step attends over all of them (masked), so
+            pick the longest length you decode rather than more. Default: the model's
+            ``max_position``.
 
     Calling it with the first chunk (``cache=None``) processes the prefix; each later call
     processes only the new ids, appended after the cached ones. The outputs are those of
     the model (MLM probabilities / logits when it has the MLM head, else hidden states) for
     the new positions.
+
+    The cache is a dict of device arrays with one row per sequence (``token_ids``,
+    ``segment_ids``: ``(batch, max_length)``; per block ``keys`` / ``values``:
+    ``(batch, max_length, heads, size)``) and ``length``, the filled positions (an int), so
+    :class:`kerasbert.snippets.AutoRegressiveDecoder` can reorder its rows with the beams.
+    A chunk of ``n`` ids is padded to a width from ``1, 2, 4, ...`` (at most ``max_length``),
+    so on JAX a step compiles once per batch size and width (``num_compilations``; each
+    compilation is logged at INFO on the ``kerasbert.models.decoding`` logger).
 
     Example:
 
@@ -35,14 +61,14 @@ class IncrementalModel:
     ...     {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 2,
     ...      "num_attention_heads": 2, "intermediate_size": 16},
     ...     application="lm", with_mlm=True, return_keras_model=False)
-    >>> step = IncrementalModel(builder)
+    >>> step = IncrementalModel(builder, max_length=16)
     >>> probas, cache = step(np.array([[2, 5, 7]]), np.zeros((1, 3), "int32"))
     >>> probas, cache = step(np.array([[9]]), np.zeros((1, 1), "int32"), cache)
-    >>> probas.shape, cache["token_ids"].shape
-    ((1, 1, 20), (1, 4))
+    >>> probas.shape, cache["length"], cache["token_ids"].shape
+    ((1, 1, 20), 4, (1, 16))
     """
 
-    def __init__(self, builder):
+    def __init__(self, builder, max_length=None):
         if getattr(builder, "application", None) not in ("lm", "unilm"):
             raise ConfigError(
                 "IncrementalModel needs a model built with application='lm' or 'unilm' "
@@ -53,6 +79,30 @@ class IncrementalModel:
         self.builder = builder
         self.layers = {layer.name: layer for layer in builder.model.layers}
         self.blocks = self._block_prefixes()
+        positions = self.layers.get("Embedding-Position")
+        table_rows = None if positions is None else int(positions.embeddings.shape[0])
+        if max_length is None:
+            max_length = table_rows or int(getattr(builder, "max_position", 512))
+        if not (isinstance(max_length, (int, np.integer)) and max_length > 0):
+            raise ConfigError(f"IncrementalModel: max_length must be a positive int, got "
+                              f"{max_length!r}.")  # fmt: skip
+        if table_rows is not None and max_length > table_rows:
+            raise ConfigError(
+                f"IncrementalModel: max_length={max_length} exceeds the {table_rows} positions "
+                "of the model's Embedding-Position table; pass max_length <= "
+                f"{table_rows}."
+            )
+        self.max_length = int(max_length)
+        self.widths = make_buckets(self.max_length, start=1)
+        self._variables = list(builder.model.variables)
+        self._name = f"{_STEP_NAME}_{next(_STEP_IDS)}"
+        self._compilations = CompilationCounter(name=self._name)
+        self._function = None
+
+    @property
+    def num_compilations(self):
+        """The XLA compilations of the step function so far (JAX; 0 on other backends)."""
+        return self._compilations.count
 
     def _block_prefixes(self):
         builder = self.builder
@@ -64,36 +114,127 @@ class IncrementalModel:
             ]
         return [builder.block_name(i) for i in range(builder.num_hidden_layers)]
 
-    def _embed(self, token_ids, segment_ids, past):
+    # -- the step, traced once per (batch, width, first call or not) -----------------------
+
+    def _embed(self, token_ids, segment_ids, positions):
         layers = self.layers
         x = layers["Embedding-Token"](token_ids)
         if "Embedding-Segment" in layers:
             x = x + layers["Embedding-Segment"](segment_ids)
         if "Embedding-Position" in layers:
             table = layers["Embedding-Position"].embeddings
-            x = x + ops.cast(table[past : past + token_ids.shape[1]][None], x.dtype)
+            x = x + ops.cast(ops.take(table, positions, axis=0)[None], x.dtype)
         x = layers["Embedding-Norm"](x)
         if "Embedding-Mapping" in layers:
             x = layers["Embedding-Mapping"](x)
         return x
 
-    def _attention_bias(self, token_ids, segment_ids, past):
-        total = token_ids.shape[1]
-        queries = np.arange(past, total)
+    def _attention_bias(self, all_segments, positions):
+        """``(batch, 1, width, max_length)`` additive bias: 0 where attention is allowed."""
+        keys = ops.arange(self.max_length, dtype="int32")
         if self.builder.application == "lm":
-            allowed = np.arange(total)[None, None, :] <= queries[None, :, None]
-        else:
-            index = np.cumsum(segment_ids, axis=1)
-            allowed = index[:, None, :] <= index[:, queries, None]
-        return np.where(allowed, 0.0, _FORBIDDEN).astype("float32")[:, None]
+            allowed = keys[None, None, :] <= positions[None, :, None]
+        else:  # UniLM: a key is visible when its segment index is at most the query's
+            index = ops.cumsum(all_segments, axis=1)
+            query_index = ops.take(index, positions, axis=1)
+            allowed = index[:, None, :] <= query_index[:, :, None]
+        return ops.where(allowed, 0.0, _FORBIDDEN)[:, None]
 
-    def _relative(self, past, total):
+    def _relative(self, positions):
         layer = self.layers.get("Embedding-Relative-Position")
         if layer is None:
             return None
         k = layer.max_relative_position
-        index = np.clip(np.arange(total)[None, :] - np.arange(past, total)[:, None], -k, k) + k
-        return ops.convert_to_tensor(layer.table[index])
+        keys = ops.arange(self.max_length, dtype="int32")
+        index = ops.clip(keys[None, :] - positions[:, None], -k, k) + k
+        return ops.take(ops.convert_to_tensor(layer.table), index, axis=0)
+
+    def _step(self, cache, token_ids, segment_ids, past, count):
+        """One chunk: ``token_ids`` ``(batch, width)`` of which ``count`` are real, written
+        at position ``past`` of the cache. Returns ``(outputs, new cache arrays)``."""
+        batch, width = token_ids.shape
+        if cache is None:
+            cache = self._empty_cache(batch)
+        start = (0, past)
+        all_ids = ops.slice_update(cache["token_ids"], start, token_ids)
+        all_segments = ops.slice_update(cache["segment_ids"], start, segment_ids)
+        positions = past + ops.arange(width, dtype="int32")
+        bias = self._attention_bias(all_segments, positions)
+        filled = ops.arange(self.max_length, dtype="int32")[None, :] < past + count
+        key_mask = ops.logical_and(all_ids != 0, filled)
+        relative = self._relative(positions)
+
+        x = self._embed(token_ids, segment_ids, positions)
+        keys, values = [], []
+        for index, prefix in enumerate(self.blocks):
+            attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
+            qw = attention._split_heads(attention.query_dense(x), attention.key_size)
+            kw = attention._split_heads(attention.key_dense(x), attention.key_size)
+            vw = attention._split_heads(attention.value_dense(x), attention.head_size)
+            kw = ops.slice_update(cache["keys"][index], (0, past, 0, 0), kw)
+            vw = ops.slice_update(cache["values"][index], (0, past, 0, 0), vw)
+            keys.append(kw)
+            values.append(vw)
+            scale = 1.0 / attention.key_size**0.5 if attention.attention_scale else 1.0
+            o = attention.attend(qw, kw, vw, bias, key_mask, scale, False, relative)
+            o = ops.reshape(o, (batch, width, attention.heads * attention.head_size))
+            x = self.layers[f"{prefix}-MultiHeadSelfAttention-Norm"](x + attention.output_dense(o))
+            y = self.layers[f"{prefix}-FeedForward"](x)
+            x = self.layers[f"{prefix}-FeedForward-Norm"](x + y)
+
+        if "MLM-Dense" in self.layers:
+            x = self.layers["MLM-Norm"](self.layers["MLM-Dense"](x))
+            x = self.layers["Embedding-Token"](x, mode="dense")
+            x = self.layers["MLM-Activation"](self.layers["MLM-Bias"](x))
+        new_cache = {"token_ids": all_ids, "segment_ids": all_segments, "keys": keys,
+                     "values": values}  # fmt: skip
+        return x, new_cache
+
+    def _empty_cache(self, batch):
+        shape = (batch, self.max_length)
+        cache = {"token_ids": ops.zeros(shape, "int32"), "segment_ids": ops.zeros(shape, "int32"),
+                 "keys": [], "values": []}  # fmt: skip
+        for prefix in self.blocks:
+            attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
+            dtype = attention.compute_dtype
+            cache["keys"].append(ops.zeros(shape + (attention.heads, attention.key_size), dtype))
+            cache["values"].append(ops.zeros(shape + (attention.heads, attention.head_size), dtype))
+        return cache
+
+    def _stateless_step(self, variable_values, cache, token_ids, segment_ids, past, count):
+        import keras
+
+        mapping = list(zip(self._variables, variable_values))
+        with keras.StatelessScope(state_mapping=mapping):
+            return self._step(cache, token_ids, segment_ids, past, count)
+
+    def _run(self, cache, token_ids, segment_ids, past, count):
+        import keras
+
+        if keras.backend.backend() != "jax":
+            return self._step(cache, token_ids, segment_ids, past, count)
+        if self._function is None:
+            import jax
+
+            function = self._stateless_step
+
+            def step(*args):
+                return function(*args)
+
+            step.__name__ = step.__qualname__ = self._name
+            self._function = jax.jit(step)
+        values = [v.value for v in self._variables]
+        before = self._compilations.count
+        with self._compilations:
+            outputs = self._function(values, cache, token_ids, segment_ids, past, count)
+        if self._compilations.count > before:
+            logger.info(
+                "IncrementalModel: compiled a step for batch %d, width %d%s, max_length %d "
+                "(%d compilations so far)", token_ids.shape[0], token_ids.shape[1],
+                " (first chunk)" if cache is None else "", self.max_length,
+                self._compilations.count,
+            )  # fmt: skip
+        return outputs
 
     def __call__(self, token_ids, segment_ids, cache=None):
         """Process new ids; returns ``(outputs for the new positions, updated cache)``.
@@ -105,42 +246,32 @@ class IncrementalModel:
         """
         token_ids = np.asarray(token_ids, "int32")
         segment_ids = np.asarray(segment_ids, "int32")
-        past = 0 if cache is None else cache["token_ids"].shape[1]
-        all_ids = token_ids if cache is None else np.concatenate([cache["token_ids"], token_ids], 1)
-        all_segments = (
-            segment_ids if cache is None else np.concatenate([cache["segment_ids"], segment_ids], 1)
+        if token_ids.ndim != 2 or token_ids.shape != segment_ids.shape:
+            raise ConfigError(
+                f"IncrementalModel: token_ids {token_ids.shape} and segment_ids "
+                f"{segment_ids.shape} must both be (batch, n)."
+            )
+        batch, count = token_ids.shape
+        past = 0 if cache is None else int(cache["length"])
+        if past + count > self.max_length:
+            raise ConfigError(
+                f"IncrementalModel: {past} cached + {count} new positions exceed "
+                f"max_length={self.max_length}; build it with a larger max_length."
+            )
+        if cache is not None and cache["token_ids"].shape[0] != batch:
+            raise ConfigError(
+                f"IncrementalModel: the cache has {cache['token_ids'].shape[0]} rows but "
+                f"token_ids has {batch}; select the cache rows that go with the new ids."
+            )
+        width = min(bucket_length(count, self.widths), self.max_length - past)
+        pad = ((0, 0), (0, width - count))
+        arrays = None if cache is None else {k: v for k, v in cache.items() if k != "length"}
+        outputs, new_cache = self._run(
+            arrays,
+            np.pad(token_ids, pad),
+            np.pad(segment_ids, pad),
+            np.int32(past),
+            np.int32(count),
         )
-        bias = self._attention_bias(all_ids, all_segments, past)
-        key_mask = all_ids != 0
-        relative = self._relative(past, all_ids.shape[1])
-
-        x = self._embed(token_ids, segment_ids, past)
-        keys, values = [], []
-        for index, prefix in enumerate(self.blocks):
-            attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
-            qw = attention._split_heads(attention.query_dense(x), attention.key_size)
-            kw = attention._split_heads(attention.key_dense(x), attention.key_size)
-            vw = attention._split_heads(attention.value_dense(x), attention.head_size)
-            if cache is not None:
-                kw = ops.concatenate([cache["keys"][index], kw], axis=1)
-                vw = ops.concatenate([cache["values"][index], vw], axis=1)
-            keys.append(kw)
-            values.append(vw)
-            scale = 1.0 / attention.key_size**0.5 if attention.attention_scale else 1.0
-            o = attention.attend(qw, kw, vw, bias, key_mask, scale, False, relative)
-            o = ops.reshape(o, tuple(o.shape[:2]) + (attention.heads * attention.head_size,))
-            x = self.layers[f"{prefix}-MultiHeadSelfAttention-Norm"](x + attention.output_dense(o))
-            y = self.layers[f"{prefix}-FeedForward"](x)
-            x = self.layers[f"{prefix}-FeedForward-Norm"](x + y)
-
-        if "MLM-Dense" in self.layers:
-            x = self.layers["MLM-Norm"](self.layers["MLM-Dense"](x))
-            x = self.layers["Embedding-Token"](x, mode="dense")
-            x = self.layers["MLM-Activation"](self.layers["MLM-Bias"](x))
-        new_cache = {
-            "token_ids": all_ids,
-            "segment_ids": all_segments,
-            "keys": [np.asarray(k) for k in keys],
-            "values": [np.asarray(v) for v in values],
-        }
-        return np.asarray(ops.convert_to_numpy(x)), new_cache
+        new_cache["length"] = past + count
+        return np.asarray(ops.convert_to_numpy(outputs))[:, :count], new_cache
