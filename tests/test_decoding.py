@@ -7,7 +7,7 @@ import pytest
 
 import kerasbert
 from kerasbert.models import IncrementalModel
-from kerasbert.snippets import AutoRegressiveDecoder
+from kerasbert.snippets import AutoRegressiveDecoder, pad_batch, sequence_padding
 
 CONFIG = {"vocab_size": 30, "hidden_size": 16, "num_hidden_layers": 2, "embedding_size": 8,
           "num_attention_heads": 2, "intermediate_size": 24, "hidden_act": "gelu_erf",
@@ -49,7 +49,11 @@ def test_beam_search_with_cache_equals_without():
         def predict(self, inputs, output_ids, states):
             ids = np.concatenate([inputs[0], output_ids], 1)
             segments = np.concatenate([inputs[1], np.ones_like(output_ids)], 1)
-            return model.predict([ids, segments], verbose=0)[:, -1]
+            rows, length = ids.shape
+            # Padded to one shape (12 positions, 5 rows), so the model compiles once: the
+            # padding ids 0 come after the last real token and are masked.
+            padded = [pad_batch(sequence_padding(x, length=12), 5) for x in (ids, segments)]
+            return model.predict_on_batch(padded)[:rows, length - 1]
 
     class Cached(AutoRegressiveDecoder):
         @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
