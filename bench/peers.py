@@ -1,0 +1,430 @@
+"""The encoders compared by ``bench_forward.py`` and ``bench_train.py``, built the same way
+for both: sizes and shapes, random inputs, matmul FLOPs, and one builder per library.
+
+Families and their peers:
+
+=========  ==================================  ==========================================
+family     keras-hub (JAX)                     HF transformers (PyTorch)
+=========  ==================================  ==========================================
+bert       ``keras_hub.models.BertBackbone``   ``transformers.BertModel``
+albert     ``keras_hub.models.AlbertBackbone`` ``transformers.AlbertModel``
+nezha      (none: keras-hub has no NEZHA)      ``transformers.NezhaModel`` (in
+                                               ``transformers.models.deprecated.nezha``)
+=========  ==================================  ==========================================
+
+kerasbert's model is ``kerasbert.build_transformer_model(config, model=family)``. Every
+model gets the same sizes, dropout 0.1 on hidden states and attention probabilities
+(active only when training), no pooler, and random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+
+import numpy as np
+from common import (
+    MatmulPeak,
+    NotInstalled,
+    add_timing_args,
+    announce_wait,
+    check_timing_args,
+    format_table,
+    load_average,
+    machine_info,
+    measure,
+    print_machine,
+    table_legend,
+    write_json,
+)
+
+FAMILIES = ("bert", "albert", "nezha")
+PEER_CHOICES = ("all", "none", "keras-hub", "torch")
+HUB_CLASSES = {"bert": "BertBackbone", "albert": "AlbertBackbone"}
+TORCH_CLASSES = {"bert": "BertModel", "albert": "AlbertModel", "nezha": "NezhaModel"}
+TORCH_CONFIGS = {"bert": "BertConfig", "albert": "AlbertConfig", "nezha": "NezhaConfig"}
+
+
+# -- sizes and shapes -------------------------------------------------------------------------
+
+
+def add_size_args(parser, batch, seq_len):
+    """Model sizes (BERT-base by default), shapes, families and peers."""
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--seq-len", type=int, default=seq_len)
+    parser.add_argument(
+        "--shapes",
+        help="comma-separated BATCHxTOKENS shapes to time one after another, e.g. "
+        "8x128,2x512 (overrides --batch/--seq-len)",
+    )
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--hidden", type=int, default=768)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--intermediate", type=int, default=3072)
+    parser.add_argument("--vocab", type=int, default=21128)
+    parser.add_argument("--max-position", type=int, default=512)
+    parser.add_argument("--embedding-size", type=int, default=128, help="ALBERT's embeddings")
+    parser.add_argument(
+        "--max-relative-position", type=int, default=64, help="NEZHA's clipping distance K"
+    )
+    parser.add_argument("--dropout", type=float, default=0.1, help="hidden and attention")
+    parser.add_argument(
+        "--hidden-act",
+        default="gelu_erf",
+        choices=("gelu_erf", "gelu_tanh"),
+        help="kerasbert's feed-forward activation (HF 'gelu' is erf; keras-hub uses tanh)",
+    )
+    parser.add_argument(
+        "--families",
+        default="bert",
+        help="comma-separated families among " + ",".join(FAMILIES) + "; each is timed "
+        "against its own peers",
+    )
+    parser.add_argument("--peers", choices=PEER_CHOICES, default="all")
+
+
+def parse_suite_args(argv, description, repeats, warmup):
+    """Sizes, shapes, families, peers and timing options of bench_forward / bench_train."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_size_args(parser, batch=8, seq_len=128)
+    add_timing_args(parser, repeats=repeats, warmup=warmup)
+    args = parser.parse_args(argv)
+    check_size_args(parser, args)
+    check_timing_args(parser, args)
+    return parser, args
+
+
+def check_size_args(parser, args):
+    """Validate the size options; sets ``args.shape_list`` and ``args.family_list``."""
+    if args.hidden % args.heads:
+        parser.error(f"--hidden {args.hidden} is not divisible by --heads {args.heads}")
+    try:
+        if args.shapes:
+            args.shape_list = [
+                tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(",")
+            ]
+        else:
+            args.shape_list = [(args.batch, args.seq_len)]
+        if any(len(s) != 2 or min(s) < 1 for s in args.shape_list):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--shapes {args.shapes!r}: expected e.g. 8x128,2x512")
+    for _, seq_len in args.shape_list:
+        if seq_len > args.max_position:
+            parser.error(f"sequence length {seq_len} exceeds --max-position {args.max_position}")
+    args.family_list = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = sorted(set(args.family_list) - set(FAMILIES))
+    if unknown or not args.family_list:
+        parser.error(f"--families {args.families!r}: choose among {', '.join(FAMILIES)}")
+
+
+def describe_sizes(args):
+    return (
+        f"{args.layers} layers, hidden {args.hidden}, {args.heads} heads, intermediate "
+        f"{args.intermediate}, vocab {args.vocab}, dropout {args.dropout}; ALBERT embedding "
+        f"{args.embedding_size}, NEZHA K {args.max_relative_position}"
+    )
+
+
+def model_flops(batch, seq_len, layers, hidden, intermediate, family="bert", embedding_size=128):
+    """Analytical forward matmul FLOPs of the encoder (multiply-add = 2 FLOPs).
+
+    Per layer: the q/k/v/output projections (4*H*H weights) and the two feed-forward
+    matmuls (2*H*I weights) cost 2 FLOPs per weight per token; the attention scores
+    ``Q K^T`` and the context ``P V`` cost 2*T*H per token each. NEZHA adds two matmuls of
+    the same size per layer (queries against the relative-position keys, probabilities
+    against the relative-position values); ALBERT adds the E -> H embedding projection once.
+    Embedding gathers, layer norms, softmax, GELU and biases are not counted.
+    """
+    tokens = batch * seq_len
+    dense = 2 * tokens * (4 * hidden * hidden + 2 * hidden * intermediate)
+    attention = 2 * 2 * tokens * seq_len * hidden
+    if family == "nezha":
+        attention *= 2
+    total = layers * (dense + attention)
+    if family == "albert":
+        total += 2 * tokens * embedding_size * hidden
+    return total
+
+
+def family_flops(args, family, batch, seq_len):
+    return model_flops(
+        batch, seq_len, args.layers, args.hidden, args.intermediate, family, args.embedding_size
+    )
+
+
+def make_inputs(batch, seq_len, vocab, seed):
+    """Token ids with trailing padding (id 0), segment ids and the validity mask.
+
+    Row lengths are drawn from [seq_len/2, seq_len]; the first row is full length. Padding
+    does not change the work done (masks are dense), only exercises the mask paths.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(max(1, seq_len // 2), seq_len + 1, size=batch)
+    lengths[0] = seq_len
+    positions = np.arange(seq_len)[None, :]
+    valid = positions < lengths[:, None]
+    token_ids = rng.integers(1, vocab, size=(batch, seq_len)).astype("int32")
+    token_ids = np.where(valid, token_ids, 0).astype("int32")
+    split = (lengths // 2)[:, None]
+    segment_ids = ((positions >= split) & valid).astype("int32")
+    return token_ids, segment_ids, valid
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+def hf_config(args, family, hidden_act):
+    """The model's sizes as an HF-style config dict (kerasbert reads the same keys)."""
+    config = {
+        "vocab_size": args.vocab,
+        "hidden_size": args.hidden,
+        "num_hidden_layers": args.layers,
+        "num_attention_heads": args.heads,
+        "intermediate_size": args.intermediate,
+        "hidden_act": hidden_act,
+        "max_position_embeddings": args.max_position,
+        "type_vocab_size": 2,
+        "hidden_dropout_prob": args.dropout,
+        "attention_probs_dropout_prob": args.dropout,
+    }
+    if family == "albert":
+        config["embedding_size"] = args.embedding_size
+    if family == "nezha":
+        config["max_relative_position"] = args.max_relative_position
+    return config
+
+
+def build_kerasbert(args, data, family, hidden_act):
+    """``(model, inputs, pick, info)`` for kerasbert's encoder of ``family``."""
+    try:
+        import kerasbert
+    except ImportError as exc:
+        raise NotInstalled(str(exc)) from exc
+    token_ids, segment_ids, _ = data
+    model = kerasbert.build_transformer_model(hf_config(args, family, hidden_act), model=family)
+    info = {"version": kerasbert.__version__, "activation": hidden_act, "family": family}
+    info["hidden"] = args.hidden
+    return model, [token_ids, segment_ids], None, info
+
+
+def build_keras_hub(args, data, family):
+    """``(model, inputs, pick, info)`` for keras-hub's backbone of ``family``."""
+    try:
+        import keras
+        import keras_hub
+    except ImportError as exc:
+        raise NotInstalled(str(exc)) from exc
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(f"keras-hub needs the JAX backend here, got {keras.backend.backend()}")
+    token_ids, segment_ids, valid = data
+    sizes = {
+        "vocabulary_size": args.vocab,
+        "num_layers": args.layers,
+        "num_heads": args.heads,
+        "hidden_dim": args.hidden,
+        "intermediate_dim": args.intermediate,
+        "dropout": args.dropout,
+        "max_sequence_length": args.max_position,
+    }
+    if family == "albert":
+        sizes["embedding_dim"] = args.embedding_size
+    model = getattr(keras_hub.models, HUB_CLASSES[family])(**sizes)
+    inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": valid}
+    info = {"version": keras_hub.__version__, "activation": "gelu_tanh", "family": family}
+    info["hidden"] = args.hidden
+    return model, inputs, lambda outputs: outputs["sequence_output"], info
+
+
+def build_torch(args, data, family):
+    """``(model, inputs, info)`` for HF transformers' torch model of ``family`` (no pooler)."""
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise NotInstalled(str(exc)) from exc
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(args.seed)
+    token_ids, segment_ids, valid = data
+    # HF's "gelu" is the exact (erf) GELU.
+    config = getattr(transformers, TORCH_CONFIGS[family])(**hf_config(args, family, "gelu"))
+    model_class = getattr(transformers, TORCH_CLASSES[family])
+    attn = "sdpa"
+    try:
+        model = model_class(config, add_pooling_layer=False, attn_implementation=attn)
+    except (TypeError, ValueError):
+        attn = "eager"
+        model = model_class(config, add_pooling_layer=False)
+    inputs = {
+        "input_ids": torch.from_numpy(token_ids.astype("int64")),
+        "attention_mask": torch.from_numpy(valid.astype("int64")),
+        "token_type_ids": torch.from_numpy(segment_ids.astype("int64")),
+    }
+    info = {
+        "version": f"torch {torch.__version__}, transformers {transformers.__version__}",
+        "activation": "gelu_erf",
+        "attention": getattr(model.config, "_attn_implementation", attn),
+        "family": family,
+        "hidden": args.hidden,
+        "threads": torch.get_num_threads(),
+    }
+    return model, inputs, info
+
+
+def group_candidates(args, data, family, keras_runner, torch_runner):
+    """``[(name, build)]`` for one family: kerasbert, its twin with keras-hub's activation
+    (when keras-hub is timed and ``--hidden-act`` differs), keras-hub and torch.
+
+    ``keras_runner(model, inputs, pick, info)`` and ``torch_runner(model, inputs, info)``
+    turn a built model into ``(run, output, info)``: both Keras candidates go through the
+    same ``keras_runner``.
+    """
+
+    def keras(build):
+        def make():
+            model, inputs, pick, info = build()
+            return keras_runner(model, inputs, pick, info)
+
+        return make
+
+    def torch_make():
+        model, inputs, info = build_torch(args, data, family)
+        return torch_runner(model, inputs, info)
+
+    want_hub = args.peers in ("all", "keras-hub") and family in HUB_CLASSES
+    want_torch = args.peers in ("all", "torch")
+    candidates = [
+        ("kerasbert", keras(lambda: build_kerasbert(args, data, family, args.hidden_act)))
+    ]
+    hub_present = importlib.util.find_spec("keras_hub") is not None
+    if want_hub and hub_present and args.hidden_act != "gelu_tanh":
+        candidates.append(
+            (
+                "kerasbert[gelu_tanh]",
+                keras(lambda: build_kerasbert(args, data, family, "gelu_tanh")),
+            )
+        )
+    if want_hub:
+        candidates.append(("keras-hub", keras(lambda: build_keras_hub(args, data, family))))
+    if want_torch:
+        candidates.append(("torch", torch_make))
+    return candidates
+
+
+# -- the driver shared by bench_forward.py and bench_train.py ----------------------------------
+
+
+def group_summary(group):
+    """Medians, ratios against kerasbert and kerasbert's share of the peak for one group.
+
+    ``hub_over_kb`` is keras-hub's median / kerasbert's (> 1: kerasbert is faster);
+    ``hub_over_kb_same_act`` uses kerasbert with keras-hub's activation (tanh GELU).
+    """
+    by_name = {r["name"]: r for r in group["results"] if r["status"] == "ok"}
+    medians = {name: r["median_s"] for name, r in by_name.items()}
+    summary = {"medians_s": medians}
+    kb = medians.get("kerasbert")
+    if kb is not None:
+        summary["kerasbert_fraction_of_peak"] = by_name["kerasbert"]["fraction_of_peak"]
+        if "keras-hub" in medians:
+            summary["hub_over_kb"] = medians["keras-hub"] / kb
+            twin = medians.get("kerasbert[gelu_tanh]", kb)
+            summary["hub_over_kb_same_act"] = medians["keras-hub"] / twin
+        if "torch" in medians:
+            summary["torch_over_kb"] = medians["torch"] / kb
+    group["summary"] = summary
+    return summary
+
+
+def format_summary(groups):
+    """One line per (family, shape): kerasbert's median and the peers' ratios."""
+
+    def ratio(value):
+        return f"{value:.2f}x" if value is not None else "-"
+
+    header = (
+        f"{'family':<7} {'shape':>8} {'kerasbert s':>11} {'% peak':>7} {'hub/kb':>7} "
+        f"{'hub/kb[tanh]':>12} {'torch/kb':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for g in groups:
+        s = g["summary"]
+        kb = s["medians_s"].get("kerasbert")
+        share = s.get("kerasbert_fraction_of_peak")
+        lines.append(
+            f"{g['family']:<7} {g['batch']:>4}x{g['seq_len']:<3} "
+            + (f"{kb:>11.4f}" if kb is not None else f"{'-':>11}")
+            + (f" {100 * share:>6.1f}%" if share is not None else f" {'-':>7}")
+            + f" {ratio(s.get('hub_over_kb')):>7} {ratio(s.get('hub_over_kb_same_act')):>12}"
+            + f" {ratio(s.get('torch_over_kb')):>8}"
+        )
+    lines.append("ratios = peer median / kerasbert median: > 1 means kerasbert is faster")
+    return "\n".join(lines)
+
+
+def run_suite(args, what, keras_runner, torch_runner, check, flops_multiplier=1, unit="batch"):
+    """Time every (shape, family) group of candidates; print tables; write ``--json``.
+
+    ``check(output, batch, seq_len)`` validates a candidate's last result after warm-up.
+    FLOPs per call are ``flops_multiplier`` times the forward matmul FLOPs.
+    """
+    info = machine_info()
+    print_machine(info)
+    print(f"== workload: {what}")
+    print(f"  {describe_sizes(args)}")
+    print(f"  shapes {args.shape_list}, families {args.family_list}, peers {args.peers}")
+    print(f"  warmup {args.warmup}, repeats {args.repeats}, {args.schedule}")
+    peak = MatmulPeak(args.matmul_sizes, args.seed, with_torch=args.peers in ("all", "torch"))
+    announce_wait(args.wait_idle)
+    peak.before()
+    groups = []
+    for batch, seq_len in args.shape_list:
+        data = make_inputs(batch, seq_len, args.vocab, args.seed)
+        for family in args.family_list:
+            flops = flops_multiplier * family_flops(args, family, batch, seq_len)
+            print(
+                f"==== {family}, {batch} x {seq_len} tokens: {flops / 1e9:.2f} GFLOP per {unit}",
+                flush=True,
+            )
+            candidates = group_candidates(args, data, family, keras_runner, torch_runner)
+            results = measure(candidates, args, lambda out, b=batch, t=seq_len: check(out, b, t))
+            for r in results:
+                if r["status"] == "ok":
+                    print(f"  {r['name']:<22} median {r['median_s']:.4f} s/{unit}")
+            groups.append(
+                {
+                    "family": family,
+                    "batch": batch,
+                    "seq_len": seq_len,
+                    "flops": flops,
+                    "results": results,
+                }
+            )
+    peak.after()
+    info["loadavg_end"] = load_average()
+    print("== results")
+    for g in groups:
+        print(f"-- {g['family']}, {g['batch']} x {g['seq_len']} tokens")
+        print(format_table(g["results"], g["flops"], peak.peak, unit=unit))
+        group_summary(g)
+    print()
+    print(table_legend(peak.peak))
+    print("== summary")
+    print(format_summary(groups))
+    load = info["loadavg_end"]
+    if load is not None:
+        print(f"loadavg at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)")
+    payload = {
+        "what": what,
+        "unit": unit,
+        "flops_multiplier": flops_multiplier,
+        "machine": info,
+        "args": {k: v for k, v in vars(args).items()},
+        "groups": groups,
+        **peak.to_json(),
+    }
+    write_json(args.json, payload)
+    return payload

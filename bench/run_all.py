@@ -1,0 +1,515 @@
+"""Run every benchmark in sequence and write BENCHMARKS.md at the repository root.
+
+Order: forward inference, training step, sentence encoding, tokenizer, checkpoint loading.
+Each runs as its own process with this interpreter (so: the bench venv), its output shown
+as it comes and kept, with its JSON, in ``--results`` (default ``build/bench``, ignored by
+git). BENCHMARKS.md then holds the machine (CPU model, cores, RAM), package versions, the
+date, each benchmark's tables, and the ratios the performance targets are about:
+
+* forward inference and training step at least 1.1x keras-hub (same run, same shapes);
+* BERT-base inference at 128 tokens at least 85 % of the measured float32 matmul peak;
+* sentence encoding at least 1.5x sentence-transformers;
+* no XLA recompilation after warm-up.
+
+A full run should take about 30 minutes on the project's 2-core machine (bench/README.md has the
+breakdown). Run it on a quiet machine: every script waits for one and records how busy the
+machine was, and BENCHMARKS.md warns when it was not quiet.
+
+    /work/venvs/bench/bin/python bench/run_all.py
+    /work/venvs/bench/bin/python bench/run_all.py --only forward,encode
+    /work/venvs/bench/bin/python bench/run_all.py --smoke   # ~6 min, report in build/bench/
+    /work/venvs/bench/bin/python bench/run_all.py --report-only   # rewrite from build/bench/
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from common import QUIET_LOAD, QUIET_MIN_CALL_S, machine_info  # noqa: E402
+
+FAMILIES = "bert,albert,nezha"
+SHAPES = "8x128,2x512"
+TINY = shlex.split(
+    "--layers 2 --hidden 64 --heads 2 --intermediate 128 --vocab 500 "
+    "--shapes 2x16,1x32 --matmul-sizes 128,256 --wait-idle 0"
+)
+# name -> (script, full-run arguments, smoke arguments, writes --json)
+BENCHMARKS = {
+    "forward": (
+        "bench_forward.py",
+        ["--families", FAMILIES, "--shapes", SHAPES, "--repeats", "12", "--warmup", "3"],
+        ["--families", FAMILIES, *TINY, "--repeats", "2", "--warmup", "2"],
+        True,
+    ),
+    "train": (
+        "bench_train.py",
+        ["--families", FAMILIES, "--shapes", SHAPES, "--repeats", "5", "--warmup", "2"],
+        ["--families", FAMILIES, *TINY, "--repeats", "2", "--warmup", "2"],
+        True,
+    ),
+    "encode": (
+        "bench_encode.py",
+        ["--sentences", "10000", "--warm-passes", "1"],
+        ["--sentences", "200", "--max-words", "30", "--wait-idle", "0"],
+        True,
+    ),
+    "tokenizer": (
+        "bench_tokenizer.py",
+        ["--vocab", "tests/data/zh_vocab.txt"],
+        ["--vocab", "tests/data/zh_vocab.txt", "--chars", "20000", "--repeats", "1"],
+        False,
+    ),
+    "load": ("bench_load.py", ["--no-crc"], [], True),
+}
+TARGET_SPEEDUP = 1.1
+TARGET_PEAK = 0.85
+TARGET_ENCODE = 1.5
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHMARKS))
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the scripts run")
+    p.add_argument(
+        "--out",
+        help="the report (default: BENCHMARKS.md at the repository root; with --smoke, "
+        "BENCHMARKS.md in --results, so that a smoke report is never committed by mistake)",
+    )
+    p.add_argument("--results", default=os.path.join(ROOT, "build", "bench"))
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite --out from the logs and JSON of the last run in --results",
+    )
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = os.path.join(args.results if args.smoke else ROOT, "BENCHMARKS.md")
+    args.names = [n.strip() for n in (args.only or ",".join(BENCHMARKS)).split(",") if n.strip()]
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark(s) {unknown}; choose among {list(BENCHMARKS)}")
+    return args
+
+
+def run_one(name, args):
+    """Run one benchmark script; returns its record (command, seconds, exit code, log)."""
+    script, full, smoke, writes_json = BENCHMARKS[name]
+    command = [sys.executable, os.path.join("bench", script), *(smoke if args.smoke else full)]
+    json_path = os.path.join(args.results, f"{name}.json")
+    if writes_json:
+        command += ["--json", json_path]
+        if os.path.exists(json_path):
+            os.remove(json_path)
+    log_path = os.path.join(args.results, f"{name}.log")
+    shown = " ".join(
+        "python" if c == sys.executable else os.path.relpath(c, ROOT) if c == json_path else c
+        for c in command
+    )
+    print(f"\n######## {name}: {shown}", flush=True)
+    start = time.perf_counter()
+    lines = []
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            lines.append(line)
+    seconds = time.perf_counter() - start
+    with open(log_path, "w", encoding="utf-8") as fh:
+        fh.writelines(lines)
+    record = {"command": shown, "seconds": seconds, "returncode": proc.returncode, "log": lines}
+    if writes_json and proc.returncode == 0 and os.path.exists(json_path):
+        with open(json_path, encoding="utf-8") as fh:
+            record["data"] = json.load(fh)
+    print(f"######## {name}: exit {proc.returncode}, {seconds / 60:.1f} min", flush=True)
+    return record
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+
+def md_table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def machine_section(info, records, started, smoke):
+    ram = info["memory_gib"]
+    total = sum(r["seconds"] for r in records.values())
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python bench/run_all.py{' --smoke' if smoke else ''}` on "
+        f"{started} in {total / 60:.1f} min. How each number is measured: "
+        "[bench/README.md](bench/README.md).",
+        "",
+    ]
+    if smoke:
+        out += ["**SMOKE RUN: tiny models, numbers meaningless.**", ""]
+    out += [
+        "## Machine",
+        "",
+        md_table(
+            ["CPU", "logical cores", "RAM", "platform", "Python"],
+            [
+                [
+                    info["processor"],
+                    info["cpu_count"],
+                    f"{ram:.1f} GiB" if ram else "?",
+                    info["platform"],
+                    info["python"],
+                ]
+            ],
+        ),
+        "",
+        md_table(["package", "version"], sorted(info["versions"].items())),
+        "",
+    ]
+    return out
+
+
+def other_cell(r):
+    """Other processes' load during a candidate's calls ('-' where calls are too short)."""
+    return f"{r['other_load']:.2f}" if r["median_s"] >= QUIET_MIN_CALL_S else "-"
+
+
+def busiest(groups):
+    loads = [
+        r["other_load"]
+        for g in groups
+        for r in g["results"]
+        if r["status"] == "ok" and r["median_s"] >= QUIET_MIN_CALL_S
+    ]
+    return max(loads, default=0.0)
+
+
+def suite_targets(data, label):
+    """Target rows for the forward / training ratios against keras-hub."""
+    rows = []
+    for g in data["groups"]:
+        s = g["summary"]
+        shape = f"{g['family']} {g['batch']}x{g['seq_len']}"
+        if "hub_over_kb" in s:
+            for key, act in (
+                ("hub_over_kb", "kerasbert default (erf GELU)"),
+                ("hub_over_kb_same_act", "kerasbert with keras-hub's tanh GELU"),
+            ):
+                value = s[key]
+                rows.append(
+                    [f"{label} >= {TARGET_SPEEDUP}x keras-hub", f"{shape}, {act}",
+                     fmt_ratio(value), verdict(value >= TARGET_SPEEDUP)]
+                )  # fmt: skip
+    return rows
+
+
+def targets_section(records):
+    rows = []
+    forward = records.get("forward", {}).get("data")
+    train = records.get("train", {}).get("data")
+    encode = records.get("encode", {}).get("data")
+    if forward:
+        rows += suite_targets(forward, "forward")
+        for g in forward["groups"]:
+            share = g["summary"].get("kerasbert_fraction_of_peak")
+            if g["family"] == "bert" and g["seq_len"] == 128 and share is not None:
+                rows.append(
+                    [f"BERT-base inference >= {TARGET_PEAK:.0%} of matmul peak",
+                     f"bert {g['batch']}x128, kerasbert default",
+                     f"{share:.1%} of {forward['matmul_peak_gflops']:.0f} GFLOP/s",
+                     verdict(share >= TARGET_PEAK)]
+                )  # fmt: skip
+    if train:
+        rows += suite_targets(train, "training step")
+    if encode:
+        kb = encode["results"]["kerasbert"]
+        if "speedup_warm" in kb:
+            rows.append(
+                [f"encoding >= {TARGET_ENCODE}x sentence-transformers",
+                 f"{encode['sentences']} sentences, warm pass", fmt_ratio(kb["speedup_warm"]),
+                 verdict(kb["speedup_warm"] >= TARGET_ENCODE)]
+            )  # fmt: skip
+            rows.append(
+                ["(same, first pass incl. compilation)", "cold pass",
+                 fmt_ratio(kb["speedup_cold"]), "-"]
+            )  # fmt: skip
+        recompiles = kb["recompilations_after_warmup"]
+        rows.append(
+            ["recompilations after warm-up = 0", "SentenceEncoder, warm passes",
+             str(recompiles), verdict(recompiles == 0)]
+        )  # fmt: skip
+        cosine = encode.get("cosine")
+        if cosine:
+            rows.append(
+                [f"cosine agreement > {cosine['target']}", "kerasbert vs sentence-transformers",
+                 f"min {cosine['min']:.6f}", verdict(cosine["below_target"] == 0)]
+            )  # fmt: skip
+    if not rows:
+        return []
+    out = ["## Targets", "", md_table(["target", "case", "measured", "status"], rows), ""]
+    out += [
+        "Ratios are peer median time / kerasbert median time, measured in the same process "
+        "and run (> 1: kerasbert is faster).",
+        "",
+    ]
+    return out
+
+
+def suite_section(title, record):
+    data = record["data"]
+    out = [f"## {title}", "", f"`{record['command']}` ({record['seconds'] / 60:.1f} min)", ""]
+    out += [
+        f"Workload: {data['what']}. Matmul peak (jax float32, best of before/after): "
+        f"{data['matmul_peak_gflops']:.1f} GFLOP/s.",
+        "",
+    ]
+    load = busiest(data["groups"])
+    if load > QUIET_LOAD:
+        out += [
+            f"**Warning: other processes used up to {load:.2f} cores during some timed calls; "
+            "compare quiet medians.**",
+            "",
+        ]
+    unit = data["unit"]
+    summary = []
+    for g in data["groups"]:
+        s = g["summary"]
+        kb = s["medians_s"].get("kerasbert")
+        share = s.get("kerasbert_fraction_of_peak")
+        summary.append(
+            [
+                g["family"],
+                f"{g['batch']}x{g['seq_len']}",
+                f"{kb:.4f}" if kb is not None else "-",
+                f"{share:.1%}" if share is not None else "-",
+                fmt_ratio(s.get("hub_over_kb")),
+                fmt_ratio(s.get("hub_over_kb_same_act")),
+                fmt_ratio(s.get("torch_over_kb")),
+            ]
+        )
+    headers = [
+        "family",
+        "shape",
+        f"kerasbert s/{unit}",
+        "% peak",
+        "keras-hub / kb",
+        "keras-hub / kb[gelu_tanh]",
+        "torch / kb",
+    ]
+    out += [md_table(headers, summary), ""]
+    for g in data["groups"]:
+        out += [
+            f"### {g['family']}, {g['batch']} x {g['seq_len']} tokens "
+            f"({g['flops'] / 1e9:.1f} GFLOP per {unit})",
+            "",
+        ]
+        rows = []
+        for r in g["results"]:
+            if r["status"] != "ok":
+                rows.append([r["name"], r["status"], *["-"] * 6])
+                continue
+            quiet = r.get("quiet_median_s")
+            rows.append(
+                [
+                    r["name"] + (f" (warning: {r['warning']})" if "warning" in r else ""),
+                    f"{r['median_s']:.4f}",
+                    f"{r['min_s']:.4f}",
+                    f"{r['gflops']:.1f}",
+                    f"{r['fraction_of_peak']:.1%}",
+                    fmt_ratio(r.get("kerasbert_speedup")) if r["name"] != "kerasbert" else "base",
+                    other_cell(r),
+                    f"{quiet:.4f} ({r['quiet_calls']})" if quiet is not None else "-",
+                ]
+            )
+        out += [
+            md_table(
+                [
+                    "candidate",
+                    f"median s/{unit}",
+                    "min s",
+                    "GFLOP/s",
+                    "% peak",
+                    "kb speedup",
+                    "other",
+                    "quiet median (n)",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    return out
+
+
+def encode_section(record):
+    data = record["data"]
+    out = ["## Sentence encoding (all-MiniLM-L6-v2)", ""]
+    out += [f"`{record['command']}` ({record['seconds'] / 60:.1f} min)", ""]
+    out += [
+        f"{data['sentences']} sentences, {data['words']} words, {data['tokens']} tokens; "
+        f"batch {data['args']['batch_size']}, max_seq_len {data['args']['max_seq_len']}, "
+        "mean pooling, normalised. Times are whole `encode` calls, tokenization included.",
+        "",
+    ]
+    rows = []
+    for name, r in data["results"].items():
+        cold, warm = r["cold"], r["warm_best"]
+        rows.append(
+            [
+                name,
+                f"{cold['seconds']:.2f}",
+                f"{cold['sentences_per_s']:.1f}",
+                f"{warm['seconds']:.2f}",
+                f"{warm['sentences_per_s']:.1f}",
+                cold["xla_compilations"],
+                r["recompilations_after_warmup"],
+                f"{r['tokenize_s']:.2f}",
+                f"{max(cold['other_load'], warm['other_load']):.2f}",
+            ]
+        )
+    out += [
+        md_table(
+            [
+                "candidate",
+                "cold s",
+                "cold sentences/s",
+                "warm s",
+                "warm sentences/s",
+                "XLA compilations (cold)",
+                "after warm-up",
+                "tokenization alone s",
+                "other",
+            ],
+            rows,
+        ),
+        "",
+        f"Padded shapes compiled by kerasbert: {data['padded_shapes']}.",
+        "",
+    ]
+    cosine = data.get("cosine")
+    if cosine:
+        out += [
+            f"Cosine similarity of the two libraries' vectors: min {cosine['min']:.7f}, mean "
+            f"{cosine['mean']:.7f}; {cosine['below_target']} sentences at or below "
+            f"{cosine['target']}.",
+            "",
+        ]
+    return out
+
+
+def log_section(title, record, keep):
+    """A benchmark reported by its own printed table (the lines ``keep`` selects)."""
+    lines = [line.rstrip("\n") for line in record["log"] if keep(line)]
+    out = [f"## {title}", "", f"`{record['command']}` ({record['seconds'] / 60:.1f} min)", ""]
+    return out + ["```", *lines, "```", ""]
+
+
+def failed_section(name, record):
+    tail = [line.rstrip("\n") for line in record["log"][-20:]]
+    return [
+        f"## {name}: FAILED (exit {record['returncode']})",
+        "",
+        "```",
+        *tail,
+        "```",
+        "",
+    ]
+
+
+def not_noise(line):
+    noise = ("WARNING: All log", "cuda", "E0000", "W0000", "I0000", "UserWarning")
+    return line.strip() and not any(n in line for n in noise)
+
+
+def write_report(args, info, records, started):
+    out = machine_section(info, records, started, args.smoke)
+    out += targets_section(records)
+    sections = {
+        "forward": lambda r: suite_section("Forward inference", r),
+        "train": lambda r: suite_section("Fine-tuning step", r),
+        "encode": encode_section,
+        "tokenizer": lambda r: log_section("Tokenizer throughput", r, not_noise),
+        "load": lambda r: log_section("Checkpoint loading (BERT-base, TF format)", r, not_noise),
+    }
+    for name, record in records.items():
+        wants_data = BENCHMARKS[name][3]
+        if record["returncode"] != 0 or (wants_data and "data" not in record):
+            out += failed_section(name, record)
+        else:
+            out += sections[name](record)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(out).rstrip() + "\n")
+    print(f"\nwrote {args.out}")
+
+
+def save_run(args, info, records, started):
+    """What the report needs besides the logs and JSON files, in ``--results``."""
+    meta = {
+        "started": started,
+        "smoke": args.smoke,
+        "machine": info,
+        "records": {
+            name: {k: v for k, v in r.items() if k not in ("log", "data")}
+            for name, r in records.items()
+        },
+    }
+    with open(os.path.join(args.results, "run_all.json"), "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=1)
+
+
+def load_run(args):
+    """The records of the last run in ``--results`` (logs and JSON read back)."""
+    with open(os.path.join(args.results, "run_all.json"), encoding="utf-8") as fh:
+        meta = json.load(fh)
+    records = meta["records"]
+    for name, record in records.items():
+        with open(os.path.join(args.results, f"{name}.log"), encoding="utf-8") as fh:
+            record["log"] = fh.readlines()
+        json_path = os.path.join(args.results, f"{name}.json")
+        if BENCHMARKS[name][3] and record["returncode"] == 0 and os.path.exists(json_path):
+            with open(json_path, encoding="utf-8") as fh:
+                record["data"] = json.load(fh)
+    args.smoke = meta["smoke"]
+    return meta["machine"], records, meta["started"]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.report_only:
+        info, records, started = load_run(args)
+        write_report(args, info, records, started)
+        return 0
+    os.makedirs(args.results, exist_ok=True)
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    info = machine_info()
+    records = {}
+    for name in args.names:
+        records[name] = run_one(name, args)
+        save_run(args, info, records, started)
+    write_report(args, info, records, started)
+    failed = [name for name, r in records.items() if r["returncode"] != 0]
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
