@@ -1,9 +1,28 @@
 """Multi-head attention with a padding mask and an optional additive bias input."""
 
+import functools
+
 import keras
 from keras import ops
 
 from kerasbert.backend import sequence_masking
+from kerasbert.layers.dense import mixed_einsum
+
+
+@functools.cache
+def _fused_attention_supported(dtype):
+    """Whether the fused attention compiles for inputs of ``dtype`` on this backend/device.
+
+    Mixed-precision fix: on JAX's CPU backend the fused kernel's float16 x float16 ->
+    float32 batched matmul fails to compile ("precision 'F16_F16_F32' is not supported by
+    dot_general on CPU"), so float16 on CPU takes the einsum path (same float32 softmax).
+    bfloat16, float32 and GPUs/TPUs keep the fused kernel.
+    """
+    if keras.backend.standardize_dtype(dtype) != "float16" or keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return jax.default_backend() != "cpu"
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
@@ -104,7 +123,7 @@ class MultiHeadAttention(keras.layers.Layer):
         scale = 1.0 / self.key_size**0.5 if self.attention_scale else 1.0
 
         dropout_active = bool(training) and self.attention_dropout > 0
-        if extras is None and not dropout_active:
+        if extras is None and not dropout_active and _fused_attention_supported(qw.dtype):
             fused_mask = None
             if key_mask is not None:
                 fused_mask = ops.cast(key_mask, "bool")[:, None, None, :]
@@ -120,7 +139,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def attention_logits(self, qw, kw, extras):
         """Raw logits ``(batch, heads, q_len, k_len)``; subclasses add position terms."""
-        return ops.einsum("bthd,bshd->bhts", qw, kw)
+        return mixed_einsum("bthd,bshd->bhts", qw, kw)
 
     def attention_output(self, probs, vw, extras):
         """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms."""
@@ -128,8 +147,12 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def attend(self, qw, kw, vw, bias, key_mask, scale, training, extras=None):
         """The einsum path: logits, bias, key mask, float32 softmax, dropout, values."""
-        logits = self.attention_logits(qw, kw, extras) * scale
-        logits = ops.cast(logits, "float32")
+        # Mixed precision: the logits are float32, as in the fused kernel: on JAX
+        # mixed_einsum accumulates 16-bit q·k into a float32 result (rounded to 16 bits,
+        # large logits lose the differences the softmax depends on); scale, bias, mask and
+        # softmax then run in float32. Probabilities go back to v's dtype for the product
+        # with the values.
+        logits = ops.cast(self.attention_logits(qw, kw, extras), "float32") * scale
         if bias is not None:
             logits = logits + ops.cast(bias, "float32")
         logits = sequence_masking(logits, key_mask, "-inf", axis=-1)

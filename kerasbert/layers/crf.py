@@ -38,7 +38,8 @@ class ConditionalRandomField(keras.layers.Layer):
 
     The output is the input, except that positions the incoming Keras mask marks as padding
     hold ``-inf`` (see the module docstring: that is how the mask reaches the loss). The
-    output carries no Keras mask, so Keras does not try to mask the per-sequence loss.
+    output carries no Keras mask, so Keras does not try to mask the per-sequence loss. It is
+    float32 under any dtype policy, and the losses and metrics compute in float32.
 
     ``lr_multiplier`` scales the transitions' learning rate the bert4keras way: the variable
     stores ``trans / lr_multiplier`` and the layer uses ``stored * lr_multiplier``, so every
@@ -100,6 +101,9 @@ class ConditionalRandomField(keras.layers.Layer):
         return self._trans
 
     def call(self, inputs, mask=None):
+        # Mixed precision: the emission scores leave the layer as float32, the dtype the
+        # losses and metrics compute in (Keras cast them to the compute dtype on the way in).
+        inputs = ops.cast(inputs, "float32")
         if mask is None:
             return inputs
         mask = ops.expand_dims(ops.cast(mask, "bool"), -1)

@@ -45,20 +45,27 @@ class Embedding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape=None):
+        # Mixed precision: the table is never autocast. Rows are gathered from the float32
+        # table and then cast, so the gradient's scatter-add over every occurrence of a
+        # token (or segment id) sums in float32; in the compute dtype it overflowed float16
+        # under loss scaling. Casts to the compute dtype are explicit in call.
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
+            autocast=False,
         )
 
     def call(self, inputs, mode="embedding"):
         if mode == "dense":
+            inputs = ops.cast(inputs, self.compute_dtype)
             kernel = ops.cast(self.embeddings, inputs.dtype)
             logits = mixed_matmul(inputs, kernel, transpose_kernel=True)
             return ops.cast(logits, inputs.dtype)
         if mode != "embedding":
             raise ValueError(f"mode must be 'embedding' or 'dense', got {mode!r}")
-        return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
+        rows = ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
+        return ops.cast(rows, self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
         # Float inputs mean the tied "dense" mode: the hidden states' mask passes through.
@@ -112,20 +119,25 @@ class PositionEmbedding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape=None):
+        # Mixed precision: never autocast; the merge runs in float32, so the table's
+        # gradient (a sum over the batch) stays float32. The output has the compute dtype.
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
+            autocast=False,
         )
 
     def call(self, inputs):
         length = ops.shape(inputs)[1]
-        positions = ops.cast(self.embeddings[None, :length], inputs.dtype)
+        positions = ops.cast(self.embeddings[None, :length], "float32")
         if self.merge_mode == "add":
-            return inputs + positions
-        if self.merge_mode == "mul":
-            return inputs * (positions + 1.0)
-        return ops.broadcast_to(positions, ops.shape(inputs)[:2] + (self.output_dim,))
+            x = ops.cast(inputs, "float32") + positions
+        elif self.merge_mode == "mul":
+            x = ops.cast(inputs, "float32") * (positions + 1.0)
+        else:
+            x = ops.broadcast_to(positions, ops.shape(inputs)[:2] + (self.output_dim,))
+        return ops.cast(x, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:2]) + (self.output_dim,)

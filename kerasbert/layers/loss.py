@@ -6,6 +6,18 @@ from keras import ops
 from kerasbert.errors import ConfigError
 
 
+def _to_float32(values):
+    def cast(x):
+        if x is None or not hasattr(x, "dtype"):
+            return x
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        if "float" in dtype and dtype != "float64":
+            return ops.cast(x, "float32")
+        return x
+
+    return keras.tree.map_structure(cast, values)
+
+
 @keras.saving.register_keras_serializable(package="kerasbert")
 class Loss(keras.layers.Layer):
     """Base class of layers that compute a training loss inside the model.
@@ -14,7 +26,9 @@ class Loss(keras.layers.Layer):
     ``self.add_loss`` and passes (some of) its inputs through, so the loss can use labels
     fed as model inputs and anything else in the graph. Compile such a model with just an
     optimizer, ``model.compile(optimizer)``, and fit it without targets; Keras sums the
-    added losses into the training loss. A non-scalar result is averaged.
+    added losses into the training loss. A non-scalar result is averaged. Under a mixed
+    precision policy :meth:`compute_loss` receives floating inputs as float32, and the
+    added loss is float32.
 
     Args:
         output_axis: what ``call`` returns: ``None`` the inputs unchanged, an int
@@ -50,7 +64,10 @@ class Loss(keras.layers.Layer):
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss().")
 
     def call(self, inputs, mask=None):
-        loss = ops.cast(self.compute_loss(inputs, mask), "float32")
+        # Mixed precision: Keras cast the floating inputs to the compute dtype on the way
+        # in; the loss sees them in float32 (integer and boolean inputs are left alone).
+        # The inputs passed through keep the compute dtype.
+        loss = ops.cast(self.compute_loss(_to_float32(inputs), mask), "float32")
         if len(loss.shape):
             loss = ops.mean(loss)
         self.add_loss(loss)

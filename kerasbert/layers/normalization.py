@@ -102,10 +102,17 @@ class LayerNormalization(keras.layers.Layer):
     def build(self, input_shape):
         x_shape, cond_shape = self._split(input_shape)
         dim = x_shape[-1]
+        # Mixed precision: gamma and beta are never autocast, so they enter the float32
+        # computation at full precision and their gradients (sums over every token) stay
+        # float32 instead of passing through float16.
         if self.scale:
-            self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+            self.gamma = self.add_weight(
+                name="gamma", shape=(dim,), initializer="ones", autocast=False
+            )
         if self.center:
-            self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+            self.beta = self.add_weight(
+                name="beta", shape=(dim,), initializer="zeros", autocast=False
+            )
         if self.conditional:
             if self.hidden_dense is not None:
                 self.hidden_dense.build(cond_shape)

@@ -26,7 +26,8 @@ class GlobalPointer(keras.layers.Layer):
     head_size)``, gives per head ``h`` the query (columns ``[2h * head_size, (2h + 1) *
     head_size)``) and the key (the next ``head_size`` columns); bert4keras's layout, so its
     trained weights load array for array. The input's Keras mask marks padding; the output
-    has no mask.
+    has no mask. Scores are float32 under any dtype policy (under mixed precision only the
+    projection runs in the compute dtype).
 
     Args:
         heads: number of span types (entity types).
@@ -92,7 +93,9 @@ class GlobalPointer(keras.layers.Layer):
 
     def span_logits(self, inputs):
         """Unmasked scores ``(batch, heads, seq_len, seq_len)``, already scaled."""
-        x = self.query_key(inputs)
+        # Mixed precision: the projection runs in the compute dtype, the rotation and the
+        # span products in float32, so the scores (logits of a loss) are float32.
+        x = ops.cast(self.query_key(inputs), "float32")
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         x = ops.reshape(x, (batch, length, self.heads, 2 * self.head_size))
         qw, kw = self._rotate(x[..., : self.head_size], x[..., self.head_size :])
@@ -161,7 +164,9 @@ class EfficientGlobalPointer(GlobalPointer):
 
     def span_logits(self, inputs):
         x = self.query_key(inputs)
+        bias = ops.cast(self.head_bias(x), "float32")  # float32 scores, as in GlobalPointer
+        x = ops.cast(x, "float32")
         qw, kw = self._rotate(x[..., ::2], x[..., 1::2])
         logits = ops.einsum("bmd,bnd->bmn", qw, kw) / self.head_size**0.5
-        bias = ops.transpose(self.head_bias(x), (0, 2, 1)) / 2  # (batch, 2 * heads, seq_len)
+        bias = ops.transpose(bias, (0, 2, 1)) / 2  # (batch, 2 * heads, seq_len)
         return logits[:, None] + bias[:, ::2, None, :] + bias[:, 1::2, :, None]

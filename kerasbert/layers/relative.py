@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from kerasbert.layers.attention import MultiHeadAttention
+from kerasbert.layers.dense import mixed_einsum
 
 
 def sinusoidal_relative_table(max_relative_position, depth):
@@ -102,7 +103,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         logits = super().attention_logits(qw, kw, extras)
         batch, length = ops.shape(qw)[0], ops.shape(qw)[1]
         q = ops.reshape(ops.transpose(qw, (1, 0, 2, 3)), (length, -1, self.key_size))
-        relative = ops.matmul(q, ops.transpose(ops.cast(extras, qw.dtype), (0, 2, 1)))
+        # Mixed precision: q·r_ij accumulates into float32 like q·k (see attention_logits).
+        relative = mixed_einsum("tnd,tsd->tns", q, ops.cast(extras, qw.dtype))
         relative = ops.reshape(relative, (length, batch, self.heads, -1))
         return logits + ops.transpose(relative, (1, 2, 0, 3))
 

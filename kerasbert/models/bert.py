@@ -14,6 +14,12 @@ from kerasbert.layers import (
 )
 from kerasbert.models.transformer import Transformer
 
+# Output heads (NSP-Proba, MLM-Bias, MLM-Activation) compute in float32 whatever the global
+# dtype policy: under mixed_float16 / mixed_bfloat16 their softmax and the probabilities or
+# logits they return stay float32 (see docs/mixed_precision.md). Their variables are float32
+# under every mixed policy anyway, so checkpoints load the same way.
+HEAD_DTYPE = "float32"
+
 # Checkpoint names inside one transformer block, relative to its prefix: Dense sublayers
 # (attention projections, feed-forward) map sublayer -> name; LayerNorms map to one name.
 BERT_BLOCK_NAMES = {
@@ -50,7 +56,8 @@ class BERT(Transformer):
         **kwargs: the sizes and options of :class:`kerasbert.models.transformer.Transformer`.
 
     Outputs follow bert4keras: no head -> the sequence output; one head -> that head's
-    output; several -> the list of head outputs.
+    output; several -> the list of head outputs. Under a mixed-precision policy the NSP and
+    MLM heads compute and return float32 (docs/mixed_precision.md).
 
     Example:
 
@@ -233,6 +240,7 @@ class BERT(Transformer):
                     units=2,
                     activation="softmax" if self.with_nsp is True else self.with_nsp,
                     kernel_initializer=self.initializer,
+                    dtype=HEAD_DTYPE,
                     name="NSP-Proba",
                 )
             outputs.append(pooled)
@@ -247,11 +255,14 @@ class BERT(Transformer):
             )
             y = self.apply_norm(y, "MLM-Norm")
             y = self.apply(y, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
-            y = self.apply(y, BiasAdd, name="MLM-Bias")
+            # The tied projection returns the compute dtype (it is the head's big matmul);
+            # the bias and the softmax over the vocabulary run in float32.
+            y = self.apply(y, BiasAdd, dtype=HEAD_DTYPE, name="MLM-Bias")
             y = self.apply(
                 y,
                 keras.layers.Activation,
                 activation="softmax" if self.with_mlm is True else self.with_mlm,
+                dtype=HEAD_DTYPE,
                 name="MLM-Activation",
             )
             outputs.append(y)
