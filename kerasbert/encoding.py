@@ -66,7 +66,9 @@ class SentenceEncoder:
         batch_size: sentences per batch; a last, smaller batch is padded to it with
             repeated rows (their outputs are dropped), so it compiles no extra shape.
         normalize: L2-normalize pooled vectors.
-        buckets: padded lengths allowed (default: powers of two up to ``max_seq_len``).
+        buckets: padded lengths allowed (default: ``make_buckets(max_seq_len,
+            growth=1.25)``, multiples of 8 about 25 % apart: 15 shapes up to 512 tokens,
+            about 12 % padding on mixed-length text, where powers of two pad about 50 %).
 
     Every batch has the shape ``(batch_size, bucket)``, so at most ``len(buckets)`` programs
     are compiled, however many calls to :meth:`encode` there are. On JAX the model, the
@@ -113,7 +115,7 @@ class SentenceEncoder:
         self.max_seq_len = max_seq_len
         self.batch_size = int(batch_size)
         self.normalize = normalize
-        self.buckets = buckets or make_buckets(max_seq_len)
+        self.buckets = buckets or make_buckets(max_seq_len, growth=1.25)
         self.compiled_shapes = set()
         self._with_segments = len(model.inputs) > 1
         self._forward = None

@@ -39,14 +39,16 @@ class SnippetError(KerasBertError, ValueError):
 # -- padding and length buckets -------------------------------------------------------------------
 
 
-def make_buckets(maxlen, step=None, start=16):
+def make_buckets(maxlen, step=None, start=16, growth=2.0):
     """A bounded, sorted list of padded lengths up to ``maxlen`` (which is always the last).
 
     Args:
         maxlen: the longest length; longer sequences are truncated to it.
-        step: None for powers of two (``start, 2*start, ...``); an int for its multiples
-            (``step, 2*step, ...``).
-        start: the smallest power-of-two bucket (ignored with ``step``).
+        step: None for a geometric series (``start, start*growth, ...``); an int for its
+            multiples (``step, 2*step, ...``).
+        start: the smallest bucket of the geometric series (ignored with ``step``).
+        growth: ratio between consecutive geometric buckets, each rounded up to a multiple
+            of 8; 2 gives powers of two. Smaller ratios pad less and compile more shapes.
 
     Example:
 
@@ -54,6 +56,8 @@ def make_buckets(maxlen, step=None, start=16):
     [16, 32, 64, 100]
     >>> make_buckets(100, step=32)
     [32, 64, 96, 100]
+    >>> make_buckets(128, growth=1.25)
+    [16, 24, 32, 40, 56, 72, 96, 120, 128]
     """
     if not (isinstance(maxlen, (int, np.integer)) and maxlen > 0):
         raise SnippetError(f"make_buckets: maxlen must be a positive int, got {maxlen!r}.")
@@ -64,10 +68,13 @@ def make_buckets(maxlen, step=None, start=16):
     else:
         if not (isinstance(start, (int, np.integer)) and start > 0):
             raise SnippetError(f"make_buckets: start must be a positive int, got {start!r}.")
+        if not (isinstance(growth, (int, float)) and growth > 1):
+            raise SnippetError(f"make_buckets: growth must be a number above 1, got {growth!r}.")
         buckets, length = [], start
         while length < maxlen:
             buckets.append(length)
-            length *= 2
+            grown = max(length + 1, -int(-length * growth // 1))  # ceil, and always longer
+            length = grown if grown <= 8 else -(-grown // 8) * 8
     return buckets + [int(maxlen)]
 
 

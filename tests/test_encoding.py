@@ -8,6 +8,7 @@ from conftest import TINY_CONFIG
 
 import kerasbert
 from kerasbert.encoding import SentenceEncoder, _pool
+from kerasbert.snippets import bucket_length, make_buckets
 from kerasbert.tokenizers import Tokenizer
 
 WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
@@ -51,7 +52,9 @@ def test_many_lengths_compile_at_most_one_program_per_bucket(model_and_tokenizer
     model, tokenizer = model_and_tokenizer
     rng = np.random.default_rng(0)
     texts = _sentences(rng.permutation(np.tile(np.arange(1, 101), 2)), seed=1)  # 200 texts
-    encoder = SentenceEncoder(model, tokenizer, max_seq_len=128, batch_size=16)
+    encoder = SentenceEncoder(
+        model, tokenizer, max_seq_len=128, batch_size=16, buckets=make_buckets(128)
+    )
     assert encoder.buckets == [16, 32, 64, 128]
     vectors = encoder.encode(texts)
     assert vectors.shape == (200, TINY_CONFIG["hidden_size"])
@@ -69,7 +72,9 @@ def test_many_lengths_compile_at_most_one_program_per_bucket(model_and_tokenizer
     encoder.encode(_sentences(range(3, 90, 4), seed=3))
     assert encoder.num_compilations == compiled
     # Another encoder of the same model and pooling reuses the compiled programs.
-    other = SentenceEncoder(model, tokenizer, max_seq_len=128, batch_size=16)
+    other = SentenceEncoder(
+        model, tokenizer, max_seq_len=128, batch_size=16, buckets=make_buckets(128)
+    )
     other.encode(_sentences([5, 80], seed=4))
     assert other.num_compilations == 0
 
@@ -78,19 +83,22 @@ def test_bucketed_padded_vectors_equal_unpadded_runs(model_and_tokenizer, unpadd
     model, tokenizer = model_and_tokenizer
     # Batches of 4 rows: [3, 5, 6 tokens, the pair] in bucket 16, [11, 22 tokens] in
     # bucket 32 with two repeated rows.
-    encoder = SentenceEncoder(model, tokenizer, max_seq_len=100, batch_size=4)
+    encoder = SentenceEncoder(
+        model, tokenizer, max_seq_len=100, batch_size=4, buckets=make_buckets(100)
+    )
     got = encoder.encode(TEXTS)
     assert encoder.compiled_shapes == {(4, 16), (4, 32)}
     expected = np.stack([_pooled(out, "mean", False) for out in unpadded_outputs])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    # The other poolings, with and without normalisation (one batch of 8 rows, width 32).
+    # The other poolings, with and without normalisation (one batch of 8 rows; the default
+    # buckets put 22 tokens in the 24 bucket).
     for pooling, normalize in [("cls", False), ("max", False), ("none", False), ("cls", True),
                                ("mean", True), ("max", True)]:  # fmt: skip
         encoder = SentenceEncoder(
             model, tokenizer, pooling, max_seq_len=100, batch_size=8, normalize=normalize
         )
         got = encoder.encode(TEXTS)
-        assert encoder.compiled_shapes == {(8, 32)}
+        assert encoder.compiled_shapes == {(8, 24)}
         for g, out in zip(got, unpadded_outputs):
             expected = _pooled(out, pooling, normalize)
             assert g.shape == expected.shape, pooling
@@ -111,7 +119,9 @@ def test_numpy_pooling_of_other_backends_matches_the_reference():
 
 def test_each_compilation_is_logged_with_its_shape(model_and_tokenizer, caplog):
     model, tokenizer = model_and_tokenizer
-    encoder = SentenceEncoder(model, tokenizer, pooling="cls", max_seq_len=64, batch_size=2)
+    encoder = SentenceEncoder(
+        model, tokenizer, pooling="cls", max_seq_len=64, batch_size=2, buckets=make_buckets(64)
+    )
     with caplog.at_level(logging.INFO, logger="kerasbert.encoding"):
         encoder.encode(_sentences([2, 3, 40, 41, 5], seed=6))  # batches of 4+5, 7+42, 43
     messages = [r.getMessage() for r in caplog.records if r.name == "kerasbert.encoding"]
@@ -121,3 +131,16 @@ def test_each_compilation_is_logged_with_its_shape(model_and_tokenizer, caplog):
     with caplog.at_level(logging.INFO, logger="kerasbert.encoding"):
         encoder.encode(_sentences([4, 50], seed=7))
     assert not [r for r in caplog.records if r.name == "kerasbert.encoding"]
+
+
+def test_default_buckets_pad_mixed_lengths_far_less_than_powers_of_two(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    encoder = SentenceEncoder(model, tokenizer, max_seq_len=512)
+    assert encoder.buckets == make_buckets(512, growth=1.25)
+    assert len(encoder.buckets) <= 16 and encoder.buckets[-1] == 512
+    lengths = np.arange(2, 257)
+
+    def padding(buckets):
+        return sum(bucket_length(n, buckets) for n in lengths) / lengths.sum()
+
+    assert padding(encoder.buckets) < 1.15 < 1.3 < padding(make_buckets(512))
