@@ -9,6 +9,7 @@ from kerasbert.models.albert import ALBERT, ALBERTUnshared
 from kerasbert.models.bert import BERT
 from kerasbert.models.decoding import IncrementalModel
 from kerasbert.models.nezha import NEZHA
+from kerasbert.models.remat import RematModel
 from kerasbert.models.transformer import (
     APPLICATIONS,
     Transformer,
@@ -115,7 +116,9 @@ def build_transformer_model(
         **kwargs: config overrides and builder options: ``with_pool``, ``with_nsp``,
             ``with_mlm``, ``segment_vocab_size`` (0 = no segment input), ``keep_tokens``,
             ``compound_tokens``, ``sequence_length``, ``dropout_rate``, ``hidden_act``,
-            ``ignore_invalid_weights``, ``name``.
+            ``ignore_invalid_weights``, ``gradient_checkpointing`` (recompute each
+            transformer block in the backward pass to save training memory; see
+            :class:`kerasbert.models.remat.RematModel`), ``name``.
 
     Returns:
         A functional ``keras.Model`` with inputs ``[token_ids, segment_ids]`` (padding = id
@@ -235,6 +238,7 @@ __all__ = [
     "IncrementalModel",
     "MODELS",
     "NEZHA",
+    "RematModel",
     "Transformer",
     "build_transformer_model",
     "extend_with_language_model",

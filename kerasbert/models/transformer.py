@@ -16,6 +16,7 @@ import keras
 from kerasbert.checkpoints import load_weights, open_checkpoint
 from kerasbert.errors import ConfigError, ModelTypeError
 from kerasbert.layers import CausalAttentionBias, UniLMAttentionBias
+from kerasbert.models.remat import RematModel, check_gradient_checkpointing
 
 APPLICATIONS = ("encoder", "lm", "unilm")
 
@@ -39,6 +40,11 @@ class Transformer:
         ignore_invalid_weights: load what fits and warn about the rest.
         application: ``"encoder"`` (bidirectional), ``"lm"`` (causal attention) or
             ``"unilm"`` (UniLM's seq2seq mask from the segment ids).
+        gradient_checkpointing: recompute each transformer block's activations in the
+            backward pass instead of keeping them (JAX backend): training memory drops to
+            about one tensor per block, for about one extra forward pass of compute. The
+            model is then a :class:`kerasbert.models.remat.RematModel`, with the same layers,
+            weights and outputs.
         name: name of the keras.Model.
 
     Example:
@@ -71,6 +77,7 @@ class Transformer:
         compound_tokens=None,
         ignore_invalid_weights=False,
         application="encoder",
+        gradient_checkpointing=False,
         name=None,
     ):
         if keep_tokens is not None:
@@ -105,6 +112,7 @@ class Transformer:
                 f"Unknown application {application!r}; available: {list(APPLICATIONS)}."
             )
         self.application = application
+        self.gradient_checkpointing = check_gradient_checkpointing(gradient_checkpointing)
         self.attention_bias = None
         self.name = name or self.default_name
         self.layers = {}
@@ -138,7 +146,10 @@ class Transformer:
         for index in range(self.num_hidden_layers):
             outputs = self.apply_main_layers(outputs, index)
         outputs = self.apply_final_layers(outputs)
-        self.model = keras.Model(inputs, outputs, name=self.name)
+        if self.gradient_checkpointing:
+            self.model = RematModel(inputs, outputs, name=self.name)
+        else:
+            self.model = keras.Model(inputs, outputs, name=self.name)
         return self.model
 
     def get_inputs(self):
