@@ -6,7 +6,8 @@ import keras
 from keras import ops
 
 from kerasbert.backend import sequence_masking
-from kerasbert.layers.dense import mixed_einsum
+from kerasbert.layers.dense import Dense, mixed_einsum
+from kerasbert.layers.dropout import Dropout
 
 
 @functools.cache
@@ -81,7 +82,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.supports_masking = True
 
         def dense(units, name):
-            return keras.layers.Dense(
+            return Dense(
                 units,
                 use_bias=use_bias,
                 kernel_initializer=self.kernel_initializer,
@@ -93,7 +94,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.key_dense = dense(self.key_size * heads, "key")
         self.value_dense = dense(self.head_size * heads, "value")
         self.output_dense = dense(self.out_dim, "output")
-        self.dropout = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(attention_dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         q_shape, k_shape, v_shape = input_shape[:3]

@@ -5,6 +5,8 @@ import keras
 from kerasbert.layers import (
     Add,
     BiasAdd,
+    Dense,
+    Dropout,
     Embedding,
     FeedForward,
     LayerNormalization,
@@ -127,11 +129,11 @@ class BERT(Transformer):
             x = self.apply([x, s], Add, name="Embedding-Token-Segment")
         x = self.apply_position_embedding(x)
         x = self.apply_norm(x, "Embedding-Norm")
-        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
+        x = self.apply(x, Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
         if self.uses_embedding_mapping():
             x = self.apply(
                 x,
-                keras.layers.Dense,
+                Dense,
                 units=self.hidden_size,
                 kernel_initializer=self.initializer,
                 name="Embedding-Mapping",
@@ -212,7 +214,7 @@ class BERT(Transformer):
         )
 
     def apply_residual_block(self, shortcut, x, name):
-        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
+        x = self.apply(x, Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
         x = self.apply([shortcut, x], Add, name=f"{name}-Add")
         return self.apply_norm(x, f"{name}-Norm")
 
@@ -227,7 +229,7 @@ class BERT(Transformer):
             pooled = self.apply(x, TokenSlice, index=0, name="Pooler")
             pooled = self.apply(
                 pooled,
-                keras.layers.Dense,
+                Dense,
                 units=self.hidden_size,
                 activation="tanh" if self.with_pool is True else self.with_pool,
                 kernel_initializer=self.initializer,
@@ -236,7 +238,7 @@ class BERT(Transformer):
             if self.with_nsp:
                 pooled = self.apply(
                     pooled,
-                    keras.layers.Dense,
+                    Dense,
                     units=2,
                     activation="softmax" if self.with_nsp is True else self.with_nsp,
                     kernel_initializer=self.initializer,
@@ -247,7 +249,7 @@ class BERT(Transformer):
         if self.with_mlm:
             y = self.apply(
                 x,
-                keras.layers.Dense,
+                Dense,
                 units=self.embedding_size,
                 activation=self.hidden_act_function(),
                 kernel_initializer=self.initializer,
