@@ -43,11 +43,23 @@ def _numpy_attention(x, layer, key_mask=None, bias=None):
     return o @ w["output/kernel"] + w["output/bias"]
 
 
-def test_attention_fused_and_einsum_paths_match_numpy():
+@pytest.mark.parametrize("fused_allowed", [True, False])
+def test_attention_fused_and_einsum_paths_match_numpy(monkeypatch, fused_allowed):
+    # The fused kernel is what GPUs/TPUs run; JAX on CPU takes the einsum path. Both are
+    # checked here whatever the machine.
+    from kerasbert.layers import attention
+
+    monkeypatch.setattr(attention, "_fused_attention_supported", lambda dtype: fused_allowed)
+    calls = []
+    fused_op = attention.ops.dot_product_attention
+    monkeypatch.setattr(
+        attention.ops, "dot_product_attention", lambda *a, **k: calls.append(1) or fused_op(*a, **k)
+    )
     layer = layers.MultiHeadAttention(heads=2, head_size=4, attention_dropout=0.5)
     x = rng.normal(size=(2, 5, 8)).astype("float32")
     key_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
     fused = layer([x, x, x], mask=[key_mask, key_mask, key_mask])
+    assert bool(calls) == fused_allowed
     expected = _numpy_attention(x, layer, key_mask)
     np.testing.assert_allclose(ops.convert_to_numpy(fused), expected, atol=1e-5)
     # The einsum path (taken when attention dropout is active) agrees with zero dropout.

@@ -278,7 +278,7 @@ def _identity_attention(cls, policy_name):
 
 @pytest.mark.parametrize("policy_name", POLICIES)
 def test_attention_layer_logits_and_softmax_in_float32(policy_name):
-    """The layer's own path (fused kernel for bfloat16; einsum for float16 on CPU)."""
+    """The layer's own path (einsum on JAX CPU, the fused kernel on accelerators)."""
     layer, q, k, v, expected = _identity_attention(MultiHeadAttention, policy_name)
     out = layer([q, k, v])
     assert keras.backend.standardize_dtype(out.dtype) == COMPUTE[policy_name]
