@@ -54,7 +54,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np  # noqa: E402
-from peers import parse_suite_args, run_suite  # noqa: E402
+from peers import parse_suite_args, run_suite, torch_autocast  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -80,7 +80,8 @@ def jax_forward_runner(model, inputs, pick, info):
     @jax.jit
     def forward(trainable, non_trainable, inputs):
         outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
-        return pick(outputs) if pick is not None else outputs
+        sequence = pick(outputs) if pick is not None else outputs
+        return sequence.astype("float32")  # a no-op in float32; bfloat16 under mixed
 
     inputs = jax.device_put(inputs)
     state = {}
@@ -102,11 +103,11 @@ def torch_forward_runner(model, inputs, info):
     state = {}
 
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_autocast(info):
             state["out"] = model(**inputs).last_hidden_state
 
     def output():
-        return state["out"].numpy()
+        return state["out"].float().numpy()
 
     method = f"eager, inference_mode, {info['threads']} threads"
     return run, output, {**info, "method": method}

@@ -43,7 +43,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np  # noqa: E402
-from peers import parse_suite_args, run_suite  # noqa: E402
+from peers import parse_suite_args, run_suite, torch_autocast  # noqa: E402
 
 LEARNING_RATE = 1e-5
 WEIGHT_DECAY = 0.01
@@ -83,7 +83,7 @@ def jax_train_runner(model, inputs, pick, info):
             trainable, non_trainable, inputs, training=True
         )
         sequence = pick(outputs) if pick is not None else outputs
-        return jnp.mean(jnp.square(sequence - target)), non_trainable
+        return jnp.mean(jnp.square(sequence.astype("float32") - target)), non_trainable
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -127,7 +127,9 @@ def torch_train_runner(model, inputs, info):
 
     def run():
         optimizer.zero_grad(set_to_none=True)
-        loss = (model(**inputs).last_hidden_state - target).square().mean()
+        with torch_autocast(info):
+            sequence = model(**inputs).last_hidden_state
+        loss = (sequence.float() - target).square().mean()
         loss.backward()
         optimizer.step()
         losses.append(loss.detach().item())

@@ -82,6 +82,13 @@ def add_size_args(parser, batch, seq_len):
         "against its own peers",
     )
     parser.add_argument("--peers", choices=PEER_CHOICES, default="all")
+    parser.add_argument(
+        "--dtype-policy",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
+        help="Keras global dtype policy of both Keras candidates; torch runs under "
+        "torch.autocast(bfloat16) with mixed_bfloat16",
+    )
 
 
 def parse_suite_args(argv, description, repeats, warmup):
@@ -205,9 +212,11 @@ def build_kerasbert(args, data, family, hidden_act):
     except ImportError as exc:
         raise NotInstalled(str(exc)) from exc
     token_ids, segment_ids, _ = data
+    set_policy(args)
     model = kerasbert.build_transformer_model(hf_config(args, family, hidden_act), model=family)
     info = {"version": kerasbert.__version__, "activation": hidden_act, "family": family}
     info["hidden"] = args.hidden
+    info["policy"] = args.dtype_policy
     return model, [token_ids, segment_ids], None, info
 
 
@@ -232,10 +241,12 @@ def build_keras_hub(args, data, family):
     }
     if family == "albert":
         sizes["embedding_dim"] = args.embedding_size
+    set_policy(args)
     model = getattr(keras_hub.models, HUB_CLASSES[family])(**sizes)
     inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": valid}
     info = {"version": keras_hub.__version__, "activation": "gelu_tanh", "family": family}
     info["hidden"] = args.hidden
+    info["policy"] = args.dtype_policy
     return model, inputs, lambda outputs: outputs["sequence_output"], info
 
 
@@ -270,8 +281,27 @@ def build_torch(args, data, family):
         "family": family,
         "hidden": args.hidden,
         "threads": torch.get_num_threads(),
+        "policy": args.dtype_policy,
     }
     return model, inputs, info
+
+
+def set_policy(args):
+    """Set Keras's global dtype policy from ``--dtype-policy`` (before a model is built)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(args.dtype_policy)
+
+
+def torch_autocast(info):
+    """The autocast context matching ``info['policy']`` (bfloat16 on CPU, or a no-op)."""
+    import contextlib
+
+    import torch
+
+    if info.get("policy") == "mixed_bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def group_candidates(args, data, family, keras_runner, torch_runner):

@@ -40,6 +40,7 @@ from common import QUIET_LOAD, QUIET_MIN_CALL_S, machine_info  # noqa: E402
 
 FAMILIES = "bert,albert,nezha"
 SHAPES = "8x128,2x512"
+BF16 = ["--dtype-policy", "mixed_bfloat16"]
 TINY = shlex.split(
     "--layers 2 --hidden 64 --heads 2 --intermediate 128 --vocab 500 "
     "--shapes 2x16,1x32 --matmul-sizes 128,256 --wait-idle 0"
@@ -56,6 +57,20 @@ BENCHMARKS = {
         "bench_train.py",
         ["--families", FAMILIES, "--shapes", SHAPES, "--repeats", "5", "--warmup", "2"],
         ["--families", FAMILIES, *TINY, "--repeats", "2", "--warmup", "2"],
+        True,
+    ),
+    # The same under Keras's mixed_bfloat16 policy (torch: autocast to bfloat16), where
+    # kerasbert's float32-accumulating bfloat16 matmuls use the CPU's bf16 units.
+    "forward-bf16": (
+        "bench_forward.py",
+        ["--families", FAMILIES, "--shapes", SHAPES, "--repeats", "12", "--warmup", "3", *BF16],
+        ["--families", FAMILIES, *TINY, "--repeats", "2", "--warmup", "2", *BF16],
+        True,
+    ),
+    "train-bf16": (
+        "bench_train.py",
+        ["--families", "bert,albert", "--shapes", SHAPES, "--repeats", "5", "--warmup", "2", *BF16],
+        ["--families", "bert,albert", *TINY, "--repeats", "2", "--warmup", "2", *BF16],
         True,
     ),
     "encode": (
@@ -240,6 +255,10 @@ def targets_section(records):
                 )  # fmt: skip
     if train:
         rows += suite_targets(train, "training step")
+    for name, label in (("forward-bf16", "forward, bf16"), ("train-bf16", "training, bf16")):
+        data = records.get(name, {}).get("data")
+        if data:
+            rows += suite_targets(data, label)
     if encode:
         kb = encode["results"]["kerasbert"]
         if "speedup_warm" in kb:
@@ -445,6 +464,8 @@ def write_report(args, info, records, started):
     sections = {
         "forward": lambda r: suite_section("Forward inference", r),
         "train": lambda r: suite_section("Fine-tuning step", r),
+        "forward-bf16": lambda r: suite_section("Forward inference, mixed_bfloat16", r),
+        "train-bf16": lambda r: suite_section("Fine-tuning step, mixed_bfloat16", r),
         "encode": encode_section,
         "tokenizer": lambda r: log_section("Tokenizer throughput", r, not_noise),
         "load": lambda r: log_section("Checkpoint loading (BERT-base, TF format)", r, not_noise),
