@@ -147,3 +147,39 @@ def test_mixed_einsum_rejects_what_it_cannot_differentiate():
     x = jnp.ones((2, 3), jnp.bfloat16)
     with pytest.raises(ValueError, match="cannot differentiate"):
         mixed_einsum("ij,jk->i", x, jnp.ones((3, 4), jnp.bfloat16))
+
+
+@pytest.mark.parametrize(
+    "equation, a_shape, b_shape",
+    [
+        # Shapes whose gradient dots XLA:CPU once sent to its generic dot, which cannot
+        # multiply bf16 x bf16 into f32 ("Unsupported element type for DotThunk::Execute").
+        ("bhts,bshd->bthd", (8, 12, 128, 128), (8, 128, 12, 64)),
+        ("bhts,bshd->bthd", (4, 2, 9, 9), (4, 9, 2, 8)),
+        ("bthd,bshd->bhts", (8, 128, 12, 64), (8, 128, 12, 64)),
+        ("bthd,bshd->bhts", (1, 1, 2, 4), (1, 7, 2, 4)),
+        ("tnd,tsd->tns", (128, 96, 64), (128, 128, 64)),
+        ("tns,tsd->tnd", (128, 96, 128), (128, 128, 64)),
+    ],
+)
+def test_16bit_einsum_runs_compiled_at_every_shape(equation, a_shape, b_shape):
+    a = jnp.ones(a_shape, jnp.bfloat16)
+    b = jnp.ones(b_shape, jnp.bfloat16)
+    step = jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(mixed_einsum(equation, a, b)), (0, 1)))
+    value, grads = step(a, b)
+    jax.block_until_ready(grads)
+    assert np.isfinite(float(value))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("rows, k, n", [(1, 8, 4), (3, 5, 7), (1024, 768, 3072), (2048, 64, 1)])
+def test_16bit_matmul_runs_compiled_at_every_shape(rows, k, n, transpose):
+    x = jnp.ones((rows, k), jnp.bfloat16)
+    kernel = jnp.ones((n, k) if transpose else (k, n), jnp.bfloat16)
+
+    def loss(x, kernel):
+        return jnp.sum(mixed_matmul(x, kernel, transpose_kernel=transpose))
+
+    value, grads = jax.jit(jax.value_and_grad(loss, (0, 1)))(x, kernel)
+    jax.block_until_ready(grads)
+    assert np.isclose(float(value), rows * k * n, rtol=1e-6)

@@ -146,7 +146,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def attention_output(self, probs, vw, extras):
         """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms."""
-        return ops.einsum("bhts,bshd->bthd", probs, vw)
+        return ops.cast(mixed_einsum("bhts,bshd->bthd", probs, vw), vw.dtype)
 
     def attend(self, qw, kw, vw, bias, key_mask, scale, training, extras=None):
         """The einsum path: logits, bias, key mask, float32 softmax, dropout, values."""

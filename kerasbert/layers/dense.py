@@ -40,18 +40,54 @@ def mixed_matmul(x, kernel, transpose_kernel=False):
     return _accumulating_matmul(transpose_kernel)(x, kernel)
 
 
+def _contract(equation, x, y):
+    """``einsum(equation, x, y)`` of 16-bit operands with a float32 result, as one dot.
+
+    XLA:CPU runs a bf16 x bf16 -> f32 dot only in its fast (YNNPACK) path; a dot it sends to
+    its generic path instead fails at run time ("Unsupported element type for
+    DotThunk::Execute: BF16 x BF16 = F32"). ``jnp.einsum`` leaves the dimension order to XLA
+    and some orders took the generic path, so the operands are laid out here in the form that
+    takes the fast path in every case tried (tests/test_dense.py): a plain ``(M, K) @ (K, N)``
+    without batch dimensions, else a batched ``(B, M, K) @ (B, K, N)`` with the batch first.
+    """
+    from jax import lax
+
+    inputs, out = equation.split("->")
+    lhs, rhs = inputs.split(",")
+    batch = [i for i in lhs if i in rhs and i in out]
+    summed = [i for i in lhs if i in rhs and i not in out]
+    lhs_free = [i for i in lhs if i not in rhs]
+    rhs_free = [i for i in rhs if i not in lhs]
+    sizes = dict(zip(lhs, x.shape)) | dict(zip(rhs, y.shape))
+
+    def size(indices):
+        total = 1
+        for i in indices:
+            total *= sizes[i]
+        return total
+
+    lead = (size(batch),) if batch else ()
+    x = x.transpose([lhs.index(i) for i in batch + lhs_free + summed])
+    y = y.transpose([rhs.index(i) for i in batch + summed + rhs_free])
+    x = x.reshape(lead + (size(lhs_free), size(summed)))
+    y = y.reshape(lead + (size(summed), size(rhs_free)))
+    n = len(lead)
+    dims = (((n + 1,), (n,)), ((0,), (0,)) if batch else ((), ()))
+    result = lax.dot_general(x, y, dims, preferred_element_type="float32")
+    result = result.reshape([sizes[i] for i in batch + lhs_free + rhs_free])
+    order = batch + lhs_free + rhs_free
+    return result.transpose([order.index(i) for i in out])
+
+
 @functools.cache
 def _accumulating_matmul(transpose_kernel):
     import jax
-    from jax import lax
 
-    float32 = "float32"
-    k_axis = 1 if transpose_kernel else 0  # the kernel's contracted axis
-    n_axis = 1 - k_axis
+    kernel_spec = "nk" if transpose_kernel else "kn"
 
     def forward(x, kernel):
-        dims = (((x.ndim - 1,), (k_axis,)), ((), ()))
-        return lax.dot_general(x, kernel, dims, preferred_element_type=float32)
+        rows = _contract(f"mk,{kernel_spec}->mn", x.reshape(-1, x.shape[-1]), kernel)
+        return rows.reshape(x.shape[:-1] + rows.shape[-1:])
 
     @jax.custom_vjp
     def matmul(x, kernel):
@@ -62,14 +98,10 @@ def _accumulating_matmul(transpose_kernel):
 
     def matmul_bwd(residuals, grad):
         x, kernel = residuals
-        grad = grad.astype(x.dtype)
-        dx_dims = (((grad.ndim - 1,), (n_axis,)), ((), ()))
-        dx = lax.dot_general(grad, kernel, dx_dims, preferred_element_type=float32)
         rows_x = x.reshape(-1, x.shape[-1])
-        rows_grad = grad.reshape(-1, grad.shape[-1])
-        # d kernel = x^T grad, or grad^T x for a transposed kernel; summed over all rows.
-        rows = (rows_grad, rows_x) if transpose_kernel else (rows_x, rows_grad)
-        dk = lax.dot_general(*rows, (((0,), (0,)), ((), ())), preferred_element_type=float32)
+        rows_grad = grad.astype(x.dtype).reshape(-1, grad.shape[-1])
+        dx = _contract(f"mn,{kernel_spec}->mk", rows_grad, kernel).reshape(x.shape)
+        dk = _contract(f"mk,mn->{kernel_spec}", rows_x, rows_grad)  # summed over all rows
         return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
     matmul.defvjp(matmul_fwd, matmul_bwd)
@@ -109,32 +141,27 @@ def mixed_einsum(equation, a, b):
 @functools.cache
 def _accumulating_einsum(equation):
     import jax
-    import jax.numpy as jnp
 
     inputs, out = equation.split("->")
     lhs, rhs = inputs.split(",")
     for index in set(lhs + rhs + out):
         if sum(index in term for term in (lhs, rhs, out)) < 2 or "." in index:
             raise ValueError(f"mixed_einsum cannot differentiate {equation!r} (index {index!r}).")
-    float32 = "float32"
-
-    def contract(spec, x, y):
-        return jnp.einsum(spec, x, y, preferred_element_type=float32)
 
     @jax.custom_vjp
     def einsum(a, b):
-        return contract(equation, a, b)
+        return _contract(equation, a, b)
 
     def einsum_fwd(a, b):
-        return contract(equation, a, b), (a, b)
+        return _contract(equation, a, b), (a, b)
 
     def einsum_bwd(residuals, grad):
         a, b = residuals
         grad = grad.astype(a.dtype)
         # With every index in two terms, each operand's gradient is the contraction of the
         # output gradient with the other operand.
-        da = contract(f"{out},{rhs}->{lhs}", grad, b)
-        db = contract(f"{out},{lhs}->{rhs}", grad, a)
+        da = _contract(f"{out},{rhs}->{lhs}", grad, b)
+        db = _contract(f"{out},{lhs}->{rhs}", grad, a)
         return da.astype(a.dtype), db.astype(b.dtype)
 
     einsum.defvjp(einsum_fwd, einsum_bwd)

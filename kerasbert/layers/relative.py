@@ -112,6 +112,7 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         output = super().attention_output(probs, vw, extras)
         batch, length = ops.shape(probs)[0], ops.shape(probs)[2]
         p = ops.reshape(ops.transpose(probs, (2, 0, 1, 3)), (length, -1, ops.shape(probs)[3]))
-        relative = ops.matmul(p, ops.cast(extras, probs.dtype))
+        relative = mixed_einsum("tns,tsd->tnd", p, ops.cast(extras, probs.dtype))
+        relative = ops.cast(relative, output.dtype)
         relative = ops.reshape(relative, (length, batch, self.heads, self.head_size))
         return output + ops.transpose(relative, (1, 0, 2, 3))
