@@ -163,3 +163,23 @@ def test_embedding_serializes():
     layer(np.array([[1, 2]]))
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert clone.get_config() == layer.get_config()
+
+
+def test_attention_probabilities_are_materialized_exactly():
+    # A rounding to the dtype's own precision: an exact no-op that keeps XLA:CPU from
+    # recomputing the softmax inside the probabilities x values product.
+    import jax
+    import jax.numpy as jnp
+
+    from kerasbert.layers.attention import _materialized
+
+    for dtype in (jnp.float32, jnp.bfloat16, jnp.float16):
+        x = jnp.asarray(rng.normal(size=(2, 3, 4, 4)) * 1e3, dtype)
+        assert _materialized(x).dtype == x.dtype
+        np.testing.assert_array_equal(np.asarray(_materialized(x)), np.asarray(x))
+    layer = layers.MultiHeadAttention(heads=2, head_size=4)
+    x = rng.normal(size=(1, 3, 8)).astype("float32")
+    layer([x, x, x])
+    weights = [v.value for v in layer.trainable_variables]
+    jaxpr = jax.make_jaxpr(lambda w: layer.stateless_call(w, [], [x, x, x])[0])(weights)
+    assert "reduce_precision" in str(jaxpr)
