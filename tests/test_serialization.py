@@ -44,3 +44,20 @@ def test_weights_h5_round_trip_through_build(tmp_path):
         fixture / "config.json", tmp_path, with_nsp="linear", with_mlm="linear"
     )
     np.testing.assert_array_equal(_predict(model, g)[0], _predict(again, g)[0])
+
+
+def test_weights_file_of_a_trained_model_loads_without_its_optimizer_state(tmp_path):
+    # save_weights on a compiled, trained model also writes the optimizer's variables.
+    from conftest import TINY_CONFIG
+
+    model = kerasbert.build_transformer_model(dict(TINY_CONFIG))
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    x = [np.ones((2, 5), "int32"), np.zeros((2, 5), "int32")]
+    model.fit(x, np.ones((2, 5, TINY_CONFIG["hidden_size"]), "float32"), verbose=0)
+    path = tmp_path / "trained.weights.h5"
+    model.save_weights(path)
+    before = path.read_bytes()
+    loaded = kerasbert.build_transformer_model(dict(TINY_CONFIG), path)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert path.read_bytes() == before

@@ -49,7 +49,9 @@ class KerasWeightsCheckpoint(Checkpoint):
             ) from None
 
     def _collect(self, name, obj):
-        if isinstance(obj, h5py.Dataset):
+        # A compiled model's save_weights also stores its optimizer's state ("optimizer/..."):
+        # not model weights, and not needed to load them.
+        if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer/"):
             self._entries[name] = Entry(name, tuple(obj.shape), obj.dtype.name)
 
     def _read(self, entry):
