@@ -575,12 +575,7 @@ class DataGenerator:
         Args:
             random: shuffle each epoch.
         """
-        while True:
-            empty = True
-            for batch in self.__iter__(random):
-                empty = False
-                yield self.shapes.observe(batch)
-            self._check_not_empty(empty)
+        return self._forever(random, lambda batch: batch)
 
     def fortest(self, random=False):
         """The inputs (first element) of the batches forever, for ``model.predict``.
@@ -588,11 +583,15 @@ class DataGenerator:
         Args:
             random: shuffle each epoch.
         """
+        return self._forever(random, lambda batch: batch[0])
+
+    def _forever(self, random, pick):
+        """``pick(batch)`` of every batch, epoch after epoch, its shape recorded."""
         while True:
             empty = True
             for batch in self.__iter__(random):
                 empty = False
-                yield self.shapes.observe(batch[0])
+                yield self.shapes.observe(pick(batch))
             self._check_not_empty(empty)
 
     def _check_not_empty(self, empty):

@@ -8,6 +8,13 @@ from keras import ops
 LOW_PRECISION = ("bfloat16", "float16")
 
 
+def _accumulates_in_float32(a, b):
+    """Whether ``a`` and ``b`` take the float32-accumulating path: JAX, one 16-bit dtype."""
+    dtype = keras.backend.standardize_dtype(a.dtype)
+    same = keras.backend.standardize_dtype(b.dtype) == dtype
+    return keras.backend.backend() == "jax" and dtype in LOW_PRECISION and same
+
+
 def mixed_matmul(x, kernel, transpose_kernel=False):
     """``x @ kernel`` (or ``x @ kernel.T``) in float32 when both inputs are 16-bit floats.
 
@@ -33,9 +40,7 @@ def mixed_matmul(x, kernel, transpose_kernel=False):
     >>> mixed_matmul(x, w).shape
     (2, 4)
     """
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    same = keras.backend.standardize_dtype(kernel.dtype) == dtype
-    if not (keras.backend.backend() == "jax" and dtype in LOW_PRECISION and same):
+    if not _accumulates_in_float32(x, kernel):
         return ops.matmul(x, ops.transpose(kernel) if transpose_kernel else kernel)
     return _accumulating_matmul(transpose_kernel)(x, kernel)
 
@@ -131,9 +136,7 @@ def mixed_einsum(equation, a, b):
     >>> mixed_einsum("bthd,bshd->bhts", q, k).shape
     (1, 2, 3, 3)
     """
-    dtype = keras.backend.standardize_dtype(a.dtype)
-    same = keras.backend.standardize_dtype(b.dtype) == dtype
-    if not (keras.backend.backend() == "jax" and dtype in LOW_PRECISION and same):
+    if not _accumulates_in_float32(a, b):
         return ops.einsum(equation, a, b)
     return _accumulating_einsum(equation.replace(" ", ""))(a, b)
 
