@@ -14,6 +14,13 @@ pooling and normalisation -- and sentences per second:
   .encode(sentences, batch_size=32, normalize_embeddings=True)`` (max_seq_length 256, the
   model's own setting), PyTorch with ``torch.set_num_threads(os.cpu_count())``.
 
+A third row, ``xla matmuls only`` (``--matmul-bound``, on by default), times XLA doing only
+the model's matmuls (bench/matmul_bound.py) over the least-padded schedule there is for
+batches of ``--batch-size``: sentences sorted by token count, each batch padded to its
+longest. No JAX float32 encoder of the same math can beat that time, so
+"sentence-transformers warm / xla matmuls only" is the largest speedup over
+sentence-transformers such an encoder could reach here.
+
 The first pass of each is "cold" (kerasbert compiles one XLA program per padded shape
 there); then ``--warm-passes`` more passes of each, alternating, are "warm". XLA
 compilations are counted per pass with a ``jax.monitoring`` listener on backend-compile
@@ -70,6 +77,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--wait-idle", type=float, default=30.0, metavar="SECONDS")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--matmul-bound",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time XLA running only the model's matmuls over the least-padded schedule",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     args = p.parse_args(argv)
     if not 1 <= args.min_words <= args.max_words:
@@ -200,6 +213,50 @@ def run_pass(name, encode, sentences, counter, encoder=None):
     return np.asarray(vectors, dtype=np.float32), result
 
 
+def matmul_bound(model_dir, lengths, batch_size):
+    """Seconds XLA takes for only the model's matmuls over the least-padded schedule.
+
+    Sentences sorted by token count, batches of ``batch_size``, each padded to its longest;
+    one compiled program per padded shape, compiled (and run once) before the timed pass.
+    """
+    import json
+
+    from matmul_bound import MatmulChain
+
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as fh:
+        config = json.load(fh)
+    chain = MatmulChain(
+        config["num_hidden_layers"],
+        config["hidden_size"],
+        config["num_attention_heads"],
+        config["intermediate_size"],
+        typical_len=64,
+    )
+    ordered = sorted(lengths)
+    shapes = [
+        (len(ordered[i : i + batch_size]), max(ordered[i : i + batch_size]))
+        for i in range(0, len(ordered), batch_size)
+    ]
+    arguments = {shape: chain.inputs(*shape) for shape in set(shapes)}
+    for shape in arguments:  # compile every shape first
+        chain(*arguments[shape]).block_until_ready()
+    with Watch() as watch:
+        for shape in shapes:
+            chain(*arguments[shape]).block_until_ready()
+    print(
+        f"  {'xla matmuls only':<22} {watch.seconds:8.2f} s over {len(shapes)} batches "
+        f"({len(arguments)} shapes)  other {watch.other_load:.2f}",
+        flush=True,
+    )
+    return {
+        "seconds": watch.seconds,
+        "other_load": watch.other_load,
+        "batches": len(shapes),
+        "shapes": len(arguments),
+        "padded_tokens": sum(b * t for b, t in shapes),
+    }
+
+
 def tokenize_only(name, function, sentences):
     with Watch() as watch:
         function(sentences)
@@ -260,6 +317,11 @@ def main(argv=None):
         results[name]["warm_best"] = best
         results[name]["recompilations_after_warmup"] = sum(r["xla_compilations"] for r in warm)
 
+    bound = None
+    if args.matmul_bound:
+        print("== xla matmuls only, least-padded schedule (a floor for JAX float32)", flush=True)
+        bound = matmul_bound(model_dir, lengths, args.batch_size)
+
     print("== tokenization alone (part of the times above)")
     tok = encoder.tokenizer
     results["kerasbert"]["tokenize_s"] = tokenize_only(
@@ -285,7 +347,7 @@ def main(argv=None):
             "target": TARGET_COSINE,
         }
     print("== results")
-    print(format_results(results, agreement, len(sentences)))
+    print(format_results(results, agreement, len(sentences), bound))
     info["loadavg_end"] = load_average()
     payload = {
         "machine": info,
@@ -296,12 +358,13 @@ def main(argv=None):
         "results": results,
         "cosine": agreement,
         "padded_shapes": sorted(encoder.compiled_shapes),
+        "matmul_bound": bound,
     }
     write_json(args.json, payload)
     return 0
 
 
-def format_results(results, agreement, count):
+def format_results(results, agreement, count, bound=None):
     header = (
         f"{'candidate':<22} {'cold s':>8} {'cold sent/s':>11} {'warm s':>8} "
         f"{'warm sent/s':>11} {'compiles cold':>13} {'after warm-up':>13} {'tokenize s':>10}"
@@ -328,6 +391,13 @@ def format_results(results, agreement, count):
             f"kerasbert / sentence-transformers throughput: warm {warm_ratio:.2f}x, "
             f"cold {cold_ratio:.2f}x"
         )
+        if bound is not None:
+            bound["st_over_bound"] = st["warm_best"]["seconds"] / bound["seconds"]
+            lines.append(
+                f"xla matmuls only (least-padded schedule): {bound['seconds']:.2f} s; "
+                f"sentence-transformers warm / it = {bound['st_over_bound']:.2f}x, the most "
+                "any JAX float32 encoder of this model could reach"
+            )
     if agreement is not None:
         lines.append(
             f"cosine(kerasbert, sentence-transformers): min {agreement['min']:.7f}, mean "

@@ -15,6 +15,8 @@ Candidates, per family (bench/peers.py builds them):
   has no NEZHA).
 * ``torch`` -- ``transformers.BertModel`` / ``AlbertModel`` / ``NezhaModel`` (no pooler) on
   PyTorch, CPU, eval mode.
+* ``xla matmuls only`` (float32) -- the encoder's matmuls and nothing else, compiled by XLA
+  (bench/matmul_bound.py): the floor under any JAX model of the same math.
 
 Both Keras models are timed the same way: one ``jax.jit``-compiled function around
 ``model.stateless_call(trainable, non_trainable, inputs, training=False)`` with the
@@ -123,7 +125,14 @@ def main(argv=None):
         if not np.all(np.isfinite(out)):
             raise RuntimeError("output has non-finite values")
 
-    run_suite(args, "forward inference", jax_forward_runner, torch_forward_runner, check)
+    run_suite(
+        args,
+        "forward inference",
+        jax_forward_runner,
+        torch_forward_runner,
+        check,
+        matmul_bound=True,
+    )
     return 0
 
 

@@ -38,9 +38,11 @@ from common import (
     table_legend,
     write_json,
 )
+from matmul_bound import forward_candidate
 
 FAMILIES = ("bert", "albert", "nezha")
 PEER_CHOICES = ("all", "none", "keras-hub", "torch")
+MATMULS_ONLY = "xla matmuls only"
 HUB_CLASSES = {"bert": "BertBackbone", "albert": "AlbertBackbone"}
 TORCH_CLASSES = {"bert": "BertModel", "albert": "AlbertModel", "nezha": "NezhaModel"}
 TORCH_CONFIGS = {"bert": "BertConfig", "albert": "AlbertConfig", "nezha": "NezhaConfig"}
@@ -304,9 +306,10 @@ def torch_autocast(info):
     return contextlib.nullcontext()
 
 
-def group_candidates(args, data, family, keras_runner, torch_runner):
+def group_candidates(args, data, family, keras_runner, torch_runner, matmul_bound=False):
     """``[(name, build)]`` for one family: kerasbert, its twin with keras-hub's activation
-    (when keras-hub is timed and ``--hidden-act`` differs), keras-hub and torch.
+    (when keras-hub is timed and ``--hidden-act`` differs), keras-hub and torch, and with
+    ``matmul_bound`` in float32 the encoder's matmuls alone (bench/matmul_bound.py).
 
     ``keras_runner(model, inputs, pick, info)`` and ``torch_runner(model, inputs, info)``
     turn a built model into ``(run, output, info)``: both Keras candidates go through the
@@ -341,6 +344,9 @@ def group_candidates(args, data, family, keras_runner, torch_runner):
         candidates.append(("keras-hub", keras(lambda: build_keras_hub(args, data, family))))
     if want_torch:
         candidates.append(("torch", torch_make))
+    if matmul_bound and args.dtype_policy == "float32":
+        batch, seq_len = data[0].shape
+        candidates.append((MATMULS_ONLY, forward_candidate(args, family, batch, seq_len)))
     return candidates
 
 
@@ -351,7 +357,9 @@ def group_summary(group):
     """Medians, ratios against kerasbert and kerasbert's share of the peak for one group.
 
     ``hub_over_kb`` is keras-hub's median / kerasbert's (> 1: kerasbert is faster);
-    ``hub_over_kb_same_act`` uses kerasbert with keras-hub's activation (tanh GELU).
+    ``hub_over_kb_same_act`` uses kerasbert with keras-hub's activation (tanh GELU);
+    ``hub_over_matmuls`` is keras-hub's median / the matmuls-only chain's: the largest
+    speedup over keras-hub that any JAX float32 model of the same math could reach.
     """
     by_name = {r["name"]: r for r in group["results"] if r["status"] == "ok"}
     medians = {name: r["median_s"] for name, r in by_name.items()}
@@ -365,6 +373,10 @@ def group_summary(group):
             summary["hub_over_kb_same_act"] = medians["keras-hub"] / twin
         if "torch" in medians:
             summary["torch_over_kb"] = medians["torch"] / kb
+    if MATMULS_ONLY in medians:
+        summary["matmuls_fraction_of_peak"] = by_name[MATMULS_ONLY]["fraction_of_peak"]
+        if "keras-hub" in medians:
+            summary["hub_over_matmuls"] = medians["keras-hub"] / medians[MATMULS_ONLY]
     group["summary"] = summary
     return summary
 
@@ -377,7 +389,7 @@ def format_summary(groups):
 
     header = (
         f"{'family':<7} {'shape':>8} {'kerasbert s':>11} {'% peak':>7} {'hub/kb':>7} "
-        f"{'hub/kb[tanh]':>12} {'torch/kb':>8}"
+        f"{'hub/kb[tanh]':>12} {'torch/kb':>8} {'mm % peak':>9} {'hub/mm':>7}"
     )
     lines = [header, "-" * len(header)]
     for g in groups:
@@ -390,16 +402,34 @@ def format_summary(groups):
             + (f" {100 * share:>6.1f}%" if share is not None else f" {'-':>7}")
             + f" {ratio(s.get('hub_over_kb')):>7} {ratio(s.get('hub_over_kb_same_act')):>12}"
             + f" {ratio(s.get('torch_over_kb')):>8}"
+            + (f" {100 * mm:>8.1f}%" if (mm := s.get("matmuls_fraction_of_peak")) else f" {'-':>9}")
+            + f" {ratio(s.get('hub_over_matmuls')):>7}"
         )
     lines.append("ratios = peer median / kerasbert median: > 1 means kerasbert is faster")
+    if any("matmuls_fraction_of_peak" in g["summary"] for g in groups):
+        lines.append(
+            f"mm = '{MATMULS_ONLY}': XLA running the encoder's matmuls and nothing else; "
+            "hub/mm = keras-hub median / its median, the most any JAX float32 model of the "
+            "same math could gain on keras-hub"
+        )
     return "\n".join(lines)
 
 
-def run_suite(args, what, keras_runner, torch_runner, check, flops_multiplier=1, unit="batch"):
+def run_suite(
+    args,
+    what,
+    keras_runner,
+    torch_runner,
+    check,
+    flops_multiplier=1,
+    unit="batch",
+    matmul_bound=False,
+):
     """Time every (shape, family) group of candidates; print tables; write ``--json``.
 
     ``check(output, batch, seq_len)`` validates a candidate's last result after warm-up.
-    FLOPs per call are ``flops_multiplier`` times the forward matmul FLOPs.
+    FLOPs per call are ``flops_multiplier`` times the forward matmul FLOPs. With
+    ``matmul_bound`` (forward only) each group also times the encoder's matmuls alone.
     """
     info = machine_info()
     print_machine(info)
@@ -419,7 +449,9 @@ def run_suite(args, what, keras_runner, torch_runner, check, flops_multiplier=1,
                 f"==== {family}, {batch} x {seq_len} tokens: {flops / 1e9:.2f} GFLOP per {unit}",
                 flush=True,
             )
-            candidates = group_candidates(args, data, family, keras_runner, torch_runner)
+            candidates = group_candidates(
+                args, data, family, keras_runner, torch_runner, matmul_bound
+            )
             results = measure(candidates, args, lambda out, b=batch, t=seq_len: check(out, b, t))
             for r in results:
                 if r["status"] == "ok":

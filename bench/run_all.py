@@ -234,6 +234,11 @@ def suite_targets(data, label):
                     [f"{label} >= {TARGET_SPEEDUP}x keras-hub", f"{shape}, {act}",
                      fmt_ratio(value), verdict(value >= TARGET_SPEEDUP)]
                 )  # fmt: skip
+        if "hub_over_matmuls" in s:
+            rows.append(
+                ["(bound) keras-hub / XLA's matmuls alone", f"{shape}, the most any JAX "
+                 "float32 model could reach", fmt_ratio(s["hub_over_matmuls"]), "-"]
+            )  # fmt: skip
     return rows
 
 
@@ -253,6 +258,12 @@ def targets_section(records):
                      f"{share:.1%} of {forward['matmul_peak_gflops']:.0f} GFLOP/s",
                      verdict(share >= TARGET_PEAK)]
                 )  # fmt: skip
+                bound = g["summary"].get("matmuls_fraction_of_peak")
+                if bound is not None:
+                    rows.append(
+                        ["(bound) XLA running BERT-base's matmuls alone", f"bert {g['batch']}x128",
+                         f"{bound:.1%} of the same peak", "-"]
+                    )  # fmt: skip
     if train:
         rows += suite_targets(train, "training step")
     for name, label in (("forward-bf16", "forward, bf16"), ("train-bf16", "training, bf16")):
@@ -271,6 +282,13 @@ def targets_section(records):
                 ["(same, first pass incl. compilation)", "cold pass",
                  fmt_ratio(kb["speedup_cold"]), "-"]
             )  # fmt: skip
+            bound = encode.get("matmul_bound") or {}
+            if "st_over_bound" in bound:
+                rows.append(
+                    ["(bound) sentence-transformers / XLA's matmuls alone",
+                     "least-padded schedule, the most any JAX float32 encoder could reach",
+                     fmt_ratio(bound["st_over_bound"]), "-"]
+                )  # fmt: skip
         recompiles = kb["recompilations_after_warmup"]
         rows.append(
             ["recompilations after warm-up = 0", "SentenceEncoder, warm passes",
@@ -325,6 +343,11 @@ def suite_section(title, record):
                 fmt_ratio(s.get("torch_over_kb")),
             ]
         )
+        if "matmuls_fraction_of_peak" in s:
+            summary[-1] += [
+                f"{s['matmuls_fraction_of_peak']:.1%}",
+                fmt_ratio(s.get("hub_over_matmuls")),
+            ]
     headers = [
         "family",
         "shape",
@@ -334,6 +357,9 @@ def suite_section(title, record):
         "keras-hub / kb[gelu_tanh]",
         "torch / kb",
     ]
+    if any("matmuls_fraction_of_peak" in g["summary"] for g in data["groups"]):
+        headers += ["matmuls only, % peak", "keras-hub / matmuls only"]
+        summary = [row + ["-", "-"] if len(row) < len(headers) else row for row in summary]
     out += [md_table(headers, summary), ""]
     for g in data["groups"]:
         out += [
