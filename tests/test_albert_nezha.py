@@ -10,6 +10,7 @@ from conftest import FIXTURES, goldens
 
 import kerasbert
 from kerasbert.errors import ConfigError, ModelTypeError
+from kerasbert.layers import RelativeMultiHeadAttention
 from kerasbert.layers.relative import sinusoidal_relative_table
 from kerasbert.models import ALBERT, ALBERTUnshared
 
@@ -135,11 +136,16 @@ def test_albert_unshared_starts_from_the_group_weights():
 
 
 # -- NEZHA --------------------------------------------------------------------------------------
-def test_nezha_matches_hf_from_safetensors():
+@pytest.mark.parametrize("by_distance", [False, True])
+def test_nezha_matches_hf_from_safetensors(monkeypatch, by_distance):
+    # Both ways of applying the relative terms (RelativeMultiHeadAttention._by_distance
+    # picks one by shape; the tiny fixture would always get the per-pair one).
+    monkeypatch.setattr(RelativeMultiHeadAttention, "_by_distance", lambda *a: by_distance)
     folder = FIXTURES / "nezha_tiny"
     g = goldens(folder)
     assert g["token_ids"].shape[1] > 2 * 3  # longer than K: clipping is exercised
     model = kerasbert.build_transformer_model(folder / "config.json", folder / "model.safetensors")
+    assert model.get_layer("Embedding-Relative-Position").pairwise is False
     _check_sequence(model, g)
     model = kerasbert.build_transformer_model(folder / "config.json", folder, **HEADS)
     _check_heads(model, g)
@@ -173,15 +179,94 @@ def test_nezha_relative_positions():
     assert default.max_relative_position == 64
 
 
-def test_nezha_relative_table_clips_distances():
+@pytest.mark.parametrize("q_len, k_len", [(7, 7), (3, 5), (5, 3), (1, 4)])
+def test_nezha_relative_table_clips_distances(q_len, k_len):
     from kerasbert.layers import RelativePositionEmbedding
 
-    x = np.zeros((1, 7, 4), "float32")
+    q, k = np.zeros((1, q_len, 4), "float32"), np.zeros((1, k_len, 4), "float32")
     table = sinusoidal_relative_table(2, 4)
-    out = keras.ops.convert_to_numpy(RelativePositionEmbedding(2, 4)([x, x]))
-    for i in range(7):
-        for j in range(7):
-            np.testing.assert_array_equal(out[i, j], table[min(max(j - i, -2), 2) + 2])
+    pairs = keras.ops.convert_to_numpy(RelativePositionEmbedding(2, 4)([q, k]))
+    by_distance = RelativePositionEmbedding(2, 4, pairwise=False)
+    distances = keras.ops.convert_to_numpy(by_distance([q, k]))
+    assert by_distance.compute_output_shape([q.shape, k.shape]) == distances.shape
+    assert distances.shape == (q_len + k_len - 1, 4)
+    for i in range(q_len):
+        for j in range(k_len):
+            row = table[min(max(j - i, -2), 2) + 2]
+            np.testing.assert_array_equal(pairs[i, j], row)
+            np.testing.assert_array_equal(distances[j - i + q_len - 1], row)
+
+
+@pytest.mark.parametrize("q_len, k_len", [(1, 1), (1, 5), (2, 2), (4, 9), (9, 4), (6, 6)])
+def test_distance_and_pair_layouts_convert_exactly(q_len, k_len):
+    from kerasbert.layers.relative import _distances_from_pairs, _pairs_from_distances
+
+    rng = np.random.default_rng(q_len * 10 + k_len)
+    width = q_len + k_len - 1
+    by_distance = rng.normal(size=(2, 3, q_len, width)).astype("float32")
+    pairs = rng.normal(size=(2, 3, q_len, k_len)).astype("float32")
+    expected_pairs = np.zeros_like(pairs)
+    expected_distances = np.zeros_like(by_distance)
+    for i in range(q_len):
+        for j in range(k_len):
+            expected_pairs[..., i, j] = by_distance[..., i, j - i + q_len - 1]
+            expected_distances[..., i, j - i + q_len - 1] = pairs[..., i, j]
+    got = keras.ops.convert_to_numpy(_pairs_from_distances(by_distance, k_len))
+    np.testing.assert_array_equal(got, expected_pairs)
+    got = keras.ops.convert_to_numpy(_distances_from_pairs(pairs))
+    np.testing.assert_array_equal(got, expected_distances)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_relative_attention_per_distance_equals_per_pair(monkeypatch, policy):
+    import jax
+
+    from kerasbert.layers import RelativePositionEmbedding
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(3)
+        layer = RelativeMultiHeadAttention(heads=2, head_size=4)
+        x = np.random.default_rng(3).normal(size=(2, 9, 8)).astype("float32")
+        key_mask = np.ones((2, 9), bool)
+        key_mask[1, 6:] = False
+        pairs = RelativePositionEmbedding(3, 4)([x, x])
+        distances = RelativePositionEmbedding(3, 4, pairwise=False)([x, x])
+        layer([x, x, x, pairs])
+        weights = [v.value for v in layer.trainable_variables]
+
+        def run(by_distance, relative):
+            monkeypatch.setattr(RelativeMultiHeadAttention, "_by_distance", lambda *a: by_distance)
+
+            def loss(weights, x):
+                out, _ = layer.stateless_call(
+                    weights, [], [x, x, x, relative], mask=[None, key_mask, key_mask]
+                )
+                return keras.ops.sum(keras.ops.cast(out, "float32") ** 2), out
+
+            (value, out), grads = jax.jit(jax.value_and_grad(loss, (0, 1), has_aux=True))(
+                weights, x
+            )
+            return np.float32(out), [np.float32(g) for g in jax.tree.leaves(grads)]
+
+        tolerance = 1e-5 if policy == "float32" else 3e-2
+        pair_out, pair_grads = run(False, pairs)
+        # The table per distance, applied as it is and gathered into pairs.
+        for by_distance in (True, False):
+            out, grads = run(by_distance, distances)
+            np.testing.assert_allclose(out, pair_out, atol=tolerance, rtol=tolerance)
+            for got, want in zip(grads, pair_grads):
+                np.testing.assert_allclose(got, want, atol=tolerance, rtol=tolerance)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_relative_attention_picks_the_per_distance_form_for_long_few_sequences():
+    layer = RelativeMultiHeadAttention(heads=12, head_size=64)
+    table = np.zeros((1023, 64), "float32")
+    assert layer._by_distance(table, 2, 512)  # NEZHA-base, 2 x 512: 1.61 -> 1.26 s
+    assert not layer._by_distance(table, 8, 128)  # 8 x 128: per pair, 3-5 % faster
+    assert not layer._by_distance(np.zeros((512, 512, 64)), 1, 512)  # pairs given
 
 
 # -- detection -----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class NEZHA(BERT):
             RelativePositionEmbedding,
             max_relative_position=self.max_relative_position,
             depth=self.attention_head_size,
+            pairwise=False,
             name="Embedding-Relative-Position",
         )
         return x
