@@ -6,10 +6,13 @@ transposes). :class:`MatmulChain` is one ``jax.jit`` function that performs exac
 those matmuls, in the same shapes and number, one after another, and nothing else: no
 elementwise work, no transposes (reshapes stand in for them), no bias. However a JAX
 model lays out the rest of its work, XLA must still run these products, so the time of
-this chain is a lower bound for any float32 implementation of the same math on XLA's
-kernels. ``bench_forward.py`` times it beside the models ("xla matmuls only") and
-``bench_encode.py`` over the sentence-transformers batch schedule; ratios such as
-"keras-hub / xla matmuls only" then say the most a JAX model could gain on keras-hub.
+this chain is a floor under any float32 implementation built on the same products and
+XLA's kernels (fusing q, k and v into one product measured slower for BERT-base). For
+NEZHA it is the floor of the per-pair formulation only: kerasbert's per-distance one does
+twice the relative-term FLOPs in larger products and is faster at 2 x 512.
+``bench_forward.py`` times it beside the models ("xla matmuls only") and
+``bench_encode.py`` over the least-padded batch schedule; ratios such as "keras-hub / xla
+matmuls only" then say the most a JAX model could gain on keras-hub.
 
 Weights are scaled so that every intermediate keeps a standard deviation near one (no
 overflow, no denormals to slow the products down).
