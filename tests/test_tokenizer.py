@@ -186,7 +186,10 @@ def test_bad_vocab_paths(tmp_path):
 
 def test_fast_path_is_used_when_asked():
     assert Tokenizer(DATA / "zh_vocab.txt", fast=True).uses_fast_path
+    assert Tokenizer(DATA / "zh_vocab.txt", fast=None).uses_fast_path  # installed here
     assert not Tokenizer(DATA / "zh_vocab.txt", fast=False).uses_fast_path
+    # The pure-Python path is the default: it measured faster (bench/bench_tokenizer.py).
+    assert not Tokenizer(DATA / "zh_vocab.txt").uses_fast_path
 
 
 # -- properties ------------------------------------------------------------------------------------
