@@ -264,9 +264,39 @@ def test_relative_attention_per_distance_equals_per_pair(monkeypatch, policy):
 def test_relative_attention_picks_the_per_distance_form_for_long_few_sequences():
     layer = RelativeMultiHeadAttention(heads=12, head_size=64)
     table = np.zeros((1023, 64), "float32")
-    assert layer._by_distance(table, 2, 512)  # NEZHA-base, 2 x 512: 1.61 -> 1.26 s
-    assert not layer._by_distance(table, 8, 128)  # 8 x 128: per pair, 3-5 % faster
-    assert not layer._by_distance(np.zeros((512, 512, 64)), 1, 512)  # pairs given
+    assert layer._by_distance(table, 2, 512, 512)  # NEZHA-base, 2 x 512: 1.61 -> 1.26 s
+    assert not layer._by_distance(table, 8, 128, 128)  # 8 x 128: per pair, 3-5 % faster
+    assert not layer._by_distance(np.zeros((512, 512, 64)), 1, 512, 512)  # pairs given
+
+
+def test_nezha_exports_with_symbolic_batch_and_length():
+    import jax
+    from jax import export
+
+    config = {
+        "vocab_size": 50,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_relative_position": 3,
+    }
+    model = kerasbert.build_transformer_model(config, model="nezha")
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def forward(token_ids, segment_ids):
+        return model.stateless_call(trainable, non_trainable, [token_ids, segment_ids])[0]
+
+    spec = jax.ShapeDtypeStruct(export.symbolic_shape("b, t"), "int32")
+    exported = export.export(jax.jit(forward))(spec, spec)
+    token_ids = np.array([[2, 5, 7, 9, 3, 0]] * 3, "int32")
+    segment_ids = np.zeros_like(token_ids)
+    np.testing.assert_allclose(
+        np.asarray(exported.call(token_ids, segment_ids)),
+        np.asarray(jax.jit(forward)(token_ids, segment_ids)),
+        atol=1e-6,
+    )
 
 
 # -- detection -----------------------------------------------------------------------------------

@@ -172,6 +172,25 @@ def test_float32_einsum_is_one_canonical_dot_with_einsum_values(
         assert dots == [(((1,), (0,)), ((), ()))]
 
 
+def test_einsum_cases_the_canonical_dot_does_not_cover_use_keras_einsum():
+    # Integers keep Keras's result type (int8 x int8 -> int32 on JAX, no overflow).
+    a = np.full((2, 64), 100, "int8")
+    out = mixed_einsum("ij,jk->ik", jnp.asarray(a), jnp.asarray(a.T))
+    assert np.asarray(out)[0, 0] == 640_000
+    # An index summed within one operand, and an ellipsis.
+    x = jnp.asarray(RNG.normal(size=(3, 4)), jnp.float32)
+    y = jnp.asarray(RNG.normal(size=(4, 5)), jnp.float32)
+    np.testing.assert_allclose(
+        np.asarray(mixed_einsum("ij,jk->k", x, y)), np.einsum("ij,jk->k", x, y), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(mixed_einsum("...j,jk->...k", x, y)), np.asarray(x) @ np.asarray(y), rtol=1e-5
+    )
+    # Symbolic Keras tensors.
+    symbolic = mixed_einsum("ij,jk->ik", keras.KerasTensor((None, 4)), keras.KerasTensor((4, 5)))
+    assert symbolic.shape == (None, 5)
+
+
 def test_mixed_operand_dtypes_fall_back_to_keras_einsum():
     a = jnp.asarray(RNG.normal(size=(3, 4)), jnp.float32)
     b = jnp.asarray(RNG.normal(size=(4, 2)), jnp.bfloat16)
