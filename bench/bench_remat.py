@@ -90,19 +90,12 @@ def measure(args, variant, length):
     import jax.numpy as jnp
     import keras
     import numpy as np
+    from peers import hf_config
 
     import kerasbert
 
-    config = {
-        "vocab_size": args.vocab,
-        "hidden_size": args.hidden,
-        "num_hidden_layers": args.layers,
-        "num_attention_heads": args.heads,
-        "intermediate_size": args.intermediate,
-        "max_position_embeddings": max(512, length),
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-    }
+    sizes = argparse.Namespace(**vars(args), max_position=max(512, length), dropout=0.1)
+    config = hf_config(sizes, "bert", "gelu")
     keras.utils.set_random_seed(0)
     model = kerasbert.build_transformer_model(
         config, with_nsp="linear", gradient_checkpointing=variant == "block"
