@@ -264,9 +264,14 @@ def test_relative_attention_per_distance_equals_per_pair(monkeypatch, policy):
 def test_relative_attention_picks_the_per_distance_form_for_long_few_sequences():
     layer = RelativeMultiHeadAttention(heads=12, head_size=64)
     table = np.zeros((1023, 64), "float32")
-    assert layer._by_distance(table, 2, 512, 512)  # NEZHA-base, 2 x 512: 1.61 -> 1.26 s
-    assert not layer._by_distance(table, 8, 128, 128)  # 8 x 128: per pair, 3-5 % faster
-    assert not layer._by_distance(np.zeros((512, 512, 64)), 1, 512, 512)  # pairs given
+    assert layer._by_distance(2, 512, 512)  # NEZHA-base, 2 x 512: 1.61 -> 1.26 s
+    assert not layer._by_distance(8, 128, 128)  # 8 x 128: per pair, 3-5 % faster
+    x = np.zeros((1, 512, 768), "float32")
+    assert layer.split_inputs([x, x, x, table])[-1].shape == (1023, 64)  # kept per distance
+    y = np.zeros((8, 128, 768), "float32")
+    assert layer.split_inputs([y, y, y, table[:255]])[-1].shape == (128, 128, 64)  # gathered
+    pairs = np.zeros((512, 512, 64), "float32")
+    assert layer.split_inputs([x, x, x, pairs])[-1] is pairs  # pairs given
 
 
 def test_nezha_exports_with_symbolic_batch_and_length():

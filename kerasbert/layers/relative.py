@@ -147,11 +147,17 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     """
 
     def split_inputs(self, inputs):
+        q, k, v, relative = inputs[0], inputs[1], inputs[2], inputs[-1]
         bias = inputs[3] if len(inputs) > 4 else None
-        return inputs[0], inputs[1], inputs[2], bias, inputs[-1]
+        q_len, k_len = ops.shape(q)[1], ops.shape(k)[1]
+        if len(relative.shape) == 2 and not self._by_distance(ops.shape(q)[0], q_len, k_len):
+            # Gathered into pairs once here, for both the logits and the output.
+            distances = ops.arange(k_len)[None, :] - ops.arange(q_len)[:, None]
+            relative = ops.take(relative, distances + (q_len - 1), axis=0)
+        return q, k, v, bias, relative
 
-    def _by_distance(self, extras, batch, q_len, k_len):
-        """Whether to use the per-distance form of ``extras`` (else its pairs).
+    def _by_distance(self, batch, q_len, k_len):
+        """Whether a per-distance table is applied as it is (else gathered into pairs).
 
         The per-distance products are plain matmuls but twice as wide, plus two strided
         copies of the logits' size; the per-pair ones are batched over the query position
@@ -161,16 +167,9 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         (``jax.export`` with dynamic shapes) take the per-pair form, which needs no
         comparison of sizes.
         """
-        if len(extras.shape) != 2 or not all(isinstance(n, int) for n in (batch, q_len, k_len)):
+        if not all(isinstance(n, int) for n in (batch, q_len, k_len)):
             return False
         return 4 * batch * self.heads <= k_len
-
-    def _pairs(self, extras, q_len, k_len):
-        """The ``(q_len, k_len, depth)`` encodings from a per-pair or per-distance input."""
-        if len(extras.shape) == 3:
-            return extras
-        distances = ops.arange(k_len)[None, :] - ops.arange(q_len)[:, None]
-        return ops.take(extras, distances + (q_len - 1), axis=0)
 
     # Per pair, the relative terms are batched matmuls over the query position t; putting t
     # first ((t, batch * heads, ...) layouts) lets XLA run them as one batched GEMM,
@@ -178,29 +177,27 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     # layout.
     def attention_logits(self, qw, kw, extras):
         logits = super().attention_logits(qw, kw, extras)
-        batch, length, k_len = ops.shape(qw)[0], ops.shape(qw)[1], ops.shape(kw)[1]
-        if self._by_distance(extras, batch, length, k_len):
+        if len(extras.shape) == 2:  # one row per distance (see split_inputs)
             # Mixed precision: q·r accumulates into float32 like q·k (see attention_logits).
             q = ops.transpose(qw, (0, 2, 1, 3))
             by_distance = mixed_einsum("bhtd,rd->bhtr", q, ops.cast(extras, qw.dtype))
-            return logits + _pairs_from_distances(by_distance, k_len)
-        pairs = self._pairs(extras, length, k_len)
+            return logits + _pairs_from_distances(by_distance, ops.shape(kw)[1])
+        batch, length = ops.shape(qw)[0], ops.shape(qw)[1]
         q = ops.reshape(ops.transpose(qw, (1, 0, 2, 3)), (length, -1, self.key_size))
         # Mixed precision: q·r_ij accumulates into float32 like q·k (see attention_logits).
-        relative = mixed_einsum("tnd,tsd->tns", q, ops.cast(pairs, qw.dtype))
+        relative = mixed_einsum("tnd,tsd->tns", q, ops.cast(extras, qw.dtype))
         relative = ops.reshape(relative, (length, batch, self.heads, -1))
         return logits + ops.transpose(relative, (1, 2, 0, 3))
 
     def attention_output(self, probs, vw, extras):
         output = super().attention_output(probs, vw, extras)
-        batch, length, k_len = ops.shape(probs)[0], ops.shape(probs)[2], ops.shape(probs)[3]
-        if self._by_distance(extras, batch, length, k_len):
+        if len(extras.shape) == 2:  # one row per distance (see split_inputs)
             by_distance = _distances_from_pairs(probs)
             relative = mixed_einsum("bhtr,rd->bhtd", by_distance, ops.cast(extras, probs.dtype))
             return output + ops.cast(ops.transpose(relative, (0, 2, 1, 3)), output.dtype)
-        pairs = self._pairs(extras, length, k_len)
-        p = ops.reshape(ops.transpose(probs, (2, 0, 1, 3)), (length, -1, k_len))
-        relative = mixed_einsum("tns,tsd->tnd", p, ops.cast(pairs, probs.dtype))
+        batch, length = ops.shape(probs)[0], ops.shape(probs)[2]
+        p = ops.reshape(ops.transpose(probs, (2, 0, 1, 3)), (length, -1, ops.shape(probs)[3]))
+        relative = mixed_einsum("tns,tsd->tnd", p, ops.cast(extras, probs.dtype))
         relative = ops.cast(relative, output.dtype)
         relative = ops.reshape(relative, (length, batch, self.heads, self.head_size))
         return output + ops.transpose(relative, (1, 0, 2, 3))
