@@ -284,8 +284,8 @@ class Tokenizer:
         word_maxlen: longer words are not split (they map to ``[UNK]``'s id).
         fast: False (default) for the pure-Python path, True to require the Rust
             ``tokenizers`` path, None to use Rust when it is installed. On one core the
-            Python path measured faster: 3.1 vs 1.3 M characters/s per line on mixed
-            Chinese / English, 9.4 vs 3.1 M on English once its word cache is warm.
+            Python path is the faster one, on mixed Chinese / English and on English text
+            (bench/bench_tokenizer.py; numbers in BENCHMARKS.md and bench/README.md).
         cache_size: how many distinct words to remember the pieces of.
 
     Example:

@@ -14,12 +14,12 @@ from kerasbert.layers.dropout import Dropout
 def _fused_attention_supported(dtype):
     """Whether to use the fused ``keras.ops.dot_product_attention`` for ``dtype`` here.
 
-    Not on JAX's CPU backend, where the einsum path is as fast at 128 tokens and about 7 %
-    faster at 512 for a BERT-base forward (bench/README.md; the fused XLA version copies
-    the (batch, heads, T, T) probabilities once more), and where the fused float16 product
-    does not compile at all ("precision 'F16_F16_F32' is not supported by dot_general on
-    CPU"). GPUs and TPUs, and other backends, keep the fused kernel (flash attention where
-    Keras can use it).
+    Not on JAX's CPU backend, where the einsum path is as fast for a BERT-base forward at
+    short lengths and faster at long ones (the fused XLA version copies the (batch, heads,
+    T, T) probabilities once more; measurements in bench/README.md, "Design measurements
+    behind the layers"), and where the fused float16 product does not compile at all
+    ("precision 'F16_F16_F32' is not supported by dot_general on CPU"). GPUs and TPUs, and
+    other backends, keep the fused kernel (flash attention where Keras can use it).
     """
     if keras.backend.backend() != "jax":
         return True
@@ -32,11 +32,11 @@ def _materialized(x):
     """``x`` unchanged, in a form XLA:CPU computes into memory before the next product.
 
     Otherwise XLA:CPU fuses the softmax into the probabilities x values product, where it is
-    recomputed tile by tile: one MiniLM layer's (32, 12, 96, 96) attention took 25 ms
-    instead of about 3, and the whole forward 466 ms instead of 365 ms. A rounding to the
-    dtype's own precision is an exact no-op that this fusion does not take in, so the
-    probabilities are computed once (``optimization_barrier`` does not survive XLA:CPU's
-    pipeline). Other backends get ``x`` as it is.
+    recomputed tile by tile, which makes the attention several times slower (measurements
+    in bench/README.md, "Design measurements behind the layers"). A rounding to the dtype's
+    own precision is an exact no-op that this fusion does not take in, so the probabilities
+    are computed once (``optimization_barrier`` does not survive XLA:CPU's pipeline). Other
+    backends get ``x`` as it is.
     """
     if keras.backend.backend() != "jax":
         return x

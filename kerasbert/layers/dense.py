@@ -149,8 +149,9 @@ def mixed_einsum(equation, a, b):
         and _contractible(equation)
     ):
         # The same batch-first dot as the 16-bit path: for attention's products on XLA:CPU
-        # it measured 1-3 % faster for a whole MiniLM, BERT- or NEZHA-base forward than the
-        # layout jnp.einsum leaves to XLA, with bit-identical results.
+        # whole MiniLM, BERT- and NEZHA-base forwards ran a little faster with it than with
+        # the layout jnp.einsum leaves to XLA (bench/README.md, "Design measurements behind
+        # the layers"), with bit-identical results.
         return _contract(equation, a, b, result_dtype=None)
     return ops.einsum(equation, a, b)
 

@@ -133,7 +133,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     Per distance, ``q·r`` is one matmul of every query with every distance's encoding,
     then rearranged into pairs, and ``Σ_j p_ij r_ij`` places the probabilities by distance
     and multiplies once by the table: large plain matmuls instead of per-position ones over
-    a ``(q_len, k_len, depth)`` tensor (NEZHA-base forward at 2 x 512 tokens: 1.61 -> 1.26 s).
+    a ``(q_len, k_len, depth)`` tensor, the faster form when sequences are long and few (see
+    ``_by_distance``).
 
     NEZHA adds the relative term after the softmax too, so the fused kernel never applies.
 
@@ -161,20 +162,22 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
 
         The per-distance products are plain matmuls but twice as wide, plus two strided
         copies of the logits' size; the per-pair ones are batched over the query position
-        with ``batch * heads`` rows each, efficient only when that is large enough. Measured
-        on NEZHA-base (CPU): per distance 26-43 % faster at 1-2 x 512 tokens and 7 % at
-        1 x 128; per pair 3-5 % faster at 4 x 256, 8 x 128 and 32 x 64. Symbolic sizes
-        (``jax.export`` with dynamic shapes) take the per-pair form, which needs no
-        comparison of sizes.
+        with ``batch * heads`` rows each, efficient only when that is large enough. So the
+        per-distance form is used when sequences are long and few (``4 * batch * heads <=
+        k_len``) and the per-pair form otherwise. The threshold was chosen from NEZHA-base
+        timings on CPU, where the per-distance form won clearly at one or two long sequences
+        and the per-pair form narrowly at batches of shorter ones (bench/README.md, "Design
+        measurements behind the layers"). Symbolic sizes (``jax.export`` with dynamic
+        shapes) take the per-pair form, which needs no comparison of sizes.
         """
         if not all(isinstance(n, int) for n in (batch, q_len, k_len)):
             return False
         return 4 * batch * self.heads <= k_len
 
     # Per pair, the relative terms are batched matmuls over the query position t; putting t
-    # first ((t, batch * heads, ...) layouts) lets XLA run them as one batched GEMM,
-    # measurably faster on CPU than the equivalent einsum on the (batch, heads, t, ...)
-    # layout.
+    # first ((t, batch * heads, ...) layouts) lets XLA run them as one batched GEMM, faster
+    # on CPU than the equivalent einsum on the (batch, heads, t, ...) layout (bench/README.md,
+    # NEZHA in "Families").
     def attention_logits(self, qw, kw, extras):
         logits = super().attention_logits(qw, kw, extras)
         if len(extras.shape) == 2:  # one row per distance (see split_inputs)
