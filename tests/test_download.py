@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import pathlib
+import select
 import socket
 import struct
 import subprocess
@@ -31,6 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = os.urandom(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()
 PROXY_VARS = ["http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
+STALL_S = 5  # how long a stalling handler stays silent at most (10x the tests' client timeout)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -57,7 +59,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(503, "Service Unavailable")
             return
         if mode == "stall_headers":
-            self.server.stop.wait(5)
+            self._stall()
             return
         start, wanted = 0, self.headers.get("Range")
         if wanted and mode != "ignore_range":
@@ -78,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "stall":
             self.wfile.write(body[:1000])
             self.wfile.flush()
-            self.server.stop.wait(5)
+            self._stall()
             return
         if mode in ("cut_once", "cut_always", "reset_once"):
             self.wfile.write(body[: self.server.cut_after])
@@ -97,6 +99,25 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[i : i + piece])
             if mode == "slow":
                 time.sleep(0.005)
+
+    def _stall(self):
+        """Send nothing for up to STALL_S seconds; record in ``server.stalls`` whether the
+        client hung up within them ("client hung up") or not ("stall ended")."""
+        hung_up = False
+        for _ in range(int(STALL_S / 0.05)):
+            if self.server.stop.is_set():
+                break
+            # The request was read whole, so the socket turns readable only when the
+            # client closes it (end of file) or resets it.
+            if select.select([self.connection], [], [], 0.05)[0]:
+                try:
+                    hung_up = self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    hung_up = True
+                break
+        with self.server.lock:
+            self.server.stalls.append("client hung up" if hung_up else "stall ended")
+        self.server.stall_over.set()
 
 
 class Server:
@@ -125,7 +146,8 @@ def server(monkeypatch):
     monkeypatch.delenv("KERASBERT_OFFLINE", raising=False)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    httpd.files, httpd.modes, httpd.requests = {}, {}, []
+    httpd.files, httpd.modes, httpd.requests, httpd.stalls = {}, {}, [], []
+    httpd.stall_over = threading.Event()
     httpd.lock, httpd.stop, httpd.cut_after = threading.Lock(), threading.Event(), 100_000
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
@@ -233,12 +255,23 @@ def test_transient_503_is_retried(server, tmp_path):
 
 @pytest.mark.parametrize("mode", ["stall", "stall_headers"])
 def test_stall_times_out(server, tmp_path, mode):
+    """A server that goes silent (before the headers, or mid-body) makes download() give up
+    with a DownloadError naming the timeout, and hang up while the server is still silent.
+
+    The server stays silent for at most STALL_S = 10 x the timeout, then ends the response:
+    a download that ignored its timeout would see a cut connection then (retries=0: one
+    attempt), fail with another message, and the server would record "stall ended".
+    """
     url = server.add("/model.bin", mode=mode)
-    began = time.monotonic()
     with pytest.raises(DownloadError, match="timed out") as info:
-        download(url, tmp_path / "model.bin", timeout=0.5, progress=False, chunk_size=4096)
-    assert time.monotonic() - began < 3
-    assert "0.5" in str(info.value) and not (tmp_path / "model.bin").exists()
+        download(
+            url, tmp_path / "model.bin", timeout=0.5, progress=False, chunk_size=4096, retries=0
+        )
+    message = str(info.value)
+    assert "no data for 0.5 s (timeout=0.5)" in message and url in message
+    assert not (tmp_path / "model.bin").exists() and len(server.requests) == 1
+    assert server.httpd.stall_over.wait(STALL_S + 5)
+    assert server.httpd.stalls == ["client hung up"]  # the client left, the server did not
 
 
 def test_bad_urls_and_destinations(server, tmp_path):
@@ -279,80 +312,147 @@ def test_file_url_allowed_offline(tmp_path, monkeypatch):
     assert (tmp_path / "copy.bin").read_bytes() == DATA
 
 
-def _disjoint(spans):
-    spans = sorted(spans)
-    return all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+# The lock tests: the first holder stays inside its critical section until the other one
+# has started to ask for the lock, then GRACE_S more seconds, time enough for a lock that
+# failed to exclude to let the other one in (in microseconds). The order of the events
+# written inside and around the critical sections then shows whether it waited. No test
+# reads a clock; every wait has a bound, so a broken lock fails instead of hanging.
+GRACE_S = 1.0
+IN_ORDER = ["first in", "second asks", "first out", "second in", "second out"]
 
 
-def test_concurrent_threads_with_lock(server, tmp_path):
+def test_lock_makes_a_second_thread_wait(server, tmp_path):
     url = server.add("/model.bin", mode="slow")
     dest = str(tmp_path / "model.bin")
-    errors, spans = [], []
+    events, errors = [], []
+    first_inside, second_asks, second_inside = (threading.Event() for _ in range(3))
 
-    def fetch():
+    def first():
+        with file_lock(dest, timeout=20):
+            events.append("first in")
+            download(url, dest, sha256=DIGEST, progress=False, chunk_size=16_384)
+            first_inside.set()
+            assert second_asks.wait(20)
+            second_inside.wait(GRACE_S)  # set only if the lock let the second one in
+            events.append("first out")
+
+    def second():
+        assert first_inside.wait(20)
+        events.append("second asks")
+        second_asks.set()
+        with file_lock(dest, timeout=20):
+            events.append("second in")
+            second_inside.set()
+            download(url, dest, sha256=DIGEST, progress=False, chunk_size=16_384)
+            events.append("second out")
+
+    def run(target):
         try:
-            with file_lock(dest, timeout=20):
-                began = time.monotonic()
-                download(url, dest, sha256=DIGEST, progress=False, chunk_size=16_384)
-                spans.append((began, time.monotonic()))
-        except Exception as error:  # noqa: BLE001 (reported below)
+            target()
+        except BaseException as error:  # noqa: BLE001 (reported below)
             errors.append(error)
 
-    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(f,), daemon=True) for f in (first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), errors
+    assert events == IN_ORDER, errors  # the second entered only after the first had left
     assert errors == []
     assert pathlib.Path(dest).read_bytes() == DATA and not os.path.exists(dest + ".part")
-    assert len(server.requests) == 2 and _disjoint(spans)  # the lock serialized them
+    assert len(server.requests) == 2
 
 
 CHILD = """
-import sys, time
+import sys
 from kerasbert.download import download, file_lock
-url, dest, digest = sys.argv[1:]
+url, dest, digest, log = sys.argv[1:]
+
+def note(event):
+    with open(log, "a") as f:
+        f.write(event + "\\n")
+
+note("second asks")
 with file_lock(dest, timeout=20):
-    began = time.monotonic()
+    note("second in")
     download(url, dest, sha256=digest, progress=False, chunk_size=16384)
-    print(began, time.monotonic())
+    note("second out")
 """
 
 
-def test_concurrent_processes_with_lock(server, tmp_path):
+def _wait_for(predicate, seconds, step=0.02):
+    """Poll ``predicate`` every ``step`` seconds, at most ``seconds``; its last value."""
+    for _ in range(int(seconds / step)):
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def test_lock_makes_a_second_process_wait(server, tmp_path):
+    """This process holds the lock and downloads, then starts a child process that asks for
+    the same lock and downloads: the child's events come only after this process has left."""
     url = server.add("/model.bin", mode="slow")
-    dest = str(tmp_path / "model.bin")
+    dest, log = str(tmp_path / "model.bin"), tmp_path / "events.log"
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, url, dest, DIGEST],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    spans = []
-    for child in children:
-        out, err = child.communicate(timeout=60)
-        assert child.returncode == 0, err
-        spans.append(tuple(map(float, out.split())))
+
+    def events():
+        return log.read_text().splitlines() if log.exists() else []
+
+    def note(event):
+        with open(log, "a") as f:
+            f.write(event + "\n")
+
+    child = None
+    try:
+        with file_lock(dest, timeout=20):
+            note("first in")
+            download(url, dest, sha256=DIGEST, progress=False, chunk_size=16_384)
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, url, dest, DIGEST, str(log)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert _wait_for(lambda: "second asks" in events(), 60), "the child never started"
+            _wait_for(lambda: "second in" in events(), GRACE_S)  # only if the lock failed
+            note("first out")
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+    assert events() == IN_ORDER, err  # the child entered only after this process had left
+    assert child.returncode == 0, err
     assert pathlib.Path(dest).read_bytes() == DATA and not os.path.exists(dest + ".part")
-    assert len(server.requests) == 2 and _disjoint(spans)
+    assert len(server.requests) == 2
 
 
 def test_file_lock_timeout(tmp_path):
+    """While the lock is held, file_lock(timeout=0.2) gives up with a DownloadError naming
+    the lock file and the wait (rather than waiting for the holder); free, it is taken."""
     target = str(tmp_path / "model.bin")
+    outcome = []
+
+    def contend():
+        try:
+            with file_lock(target, timeout=0.2):
+                outcome.append("acquired")
+        except DownloadError as error:
+            outcome.append(error)
+
     with file_lock(target):
-        began = time.monotonic()
-        with (
-            pytest.raises(DownloadError, match="Another process holds the lock"),
-            file_lock(target, timeout=0.2),
-        ):
-            pass
-        assert time.monotonic() - began < 2
+        contender = threading.Thread(target=contend, daemon=True)
+        contender.start()
+        contender.join(20)  # a file_lock ignoring its timeout would still be waiting here
+        assert not contender.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], DownloadError), outcome
+    message = str(outcome[0])
+    assert "Another process holds the lock" in message and "(waited 0.2 s)" in message
+    assert repr(target + ".lock") in message
     with file_lock(target, timeout=0.2) as lock:  # free again
         assert lock == target + ".lock"
 
