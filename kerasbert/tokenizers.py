@@ -99,11 +99,6 @@ def is_punctuation(ch):
     return unicodedata.category(ch).startswith("P")
 
 
-def is_space(ch):
-    """Tab, newline, CR and Unicode Zs / Zl / Zp (what ``str.split`` splits on)."""
-    return ch in " \n\r\t" or unicodedata.category(ch) in ("Zs", "Zl", "Zp")
-
-
 def is_removed(ch):
     """NUL, U+FFFD and control / format characters (after spaces are recognised)."""
     return ord(ch) == 0 or ord(ch) == 0xFFFD or unicodedata.category(ch) in ("Cc", "Cf")
