@@ -15,8 +15,8 @@ import weakref
 
 import numpy as np
 
+from kerasbert.compilation import CompilationCounter, bucket_length, make_buckets
 from kerasbert.errors import KerasBertError
-from kerasbert.snippets import CompilationCounter, bucket_length, make_buckets
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import logging
 import numpy as np
 from keras import ops
 
+from kerasbert.compilation import CompilationCounter, bucket_length, make_buckets
 from kerasbert.errors import ConfigError
-from kerasbert.snippets import CompilationCounter, bucket_length, make_buckets
 
 logger = logging.getLogger(__name__)
 
