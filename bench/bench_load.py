@@ -57,7 +57,7 @@ def current_rss_mb():
 def make_checkpoint(folder):
     """Write a random BERT-base TF checkpoint (with pooler and MLM/NSP heads)."""
     import kerasbert
-    from kerasbert.checkpoints import save_tf_checkpoint
+    from kerasbert.models import save_tf_checkpoint
 
     prefix = os.path.join(folder, "bert_model.ckpt")
     if os.path.exists(prefix + ".index"):

@@ -31,15 +31,14 @@ import json
 import os
 import shutil
 
-from kerasbert.checkpoints import (
-    model_arrays,
-    open_checkpoint,
-    resolve_checkpoint,
-)
+from kerasbert import families
+from kerasbert.checkpoints import open_checkpoint, resolve_checkpoint
 from kerasbert.checkpoints.hf_writer import write_safetensors
 from kerasbert.checkpoints.tf_bundle import write_tf_checkpoint
 from kerasbert.config import load_config, read_config_file
 from kerasbert.errors import CheckpointError, ConfigError, KerasBertError, WeightLoadingError
+from kerasbert.models.export import model_arrays
+from kerasbert.models.factory import CONFIG_KEYS, build_transformer_model, resolve_model
 
 TARGETS = ("keras", "safetensors", "tf")
 RECORD = "kerasbert.json"
@@ -52,25 +51,22 @@ class ConversionError(KerasBertError, ValueError):
     """A conversion was asked for that cannot be done safely (bad target, would overwrite)."""
 
 
-def checkpoint_heads(names):
+def checkpoint_heads(names, family=None):
     """The head options that keep every head present in a checkpoint.
 
     Args:
-        names: canonical (Google TF) variable names.
+        names: canonical variable names.
+        family: the checkpoint's family (name or record; None:
+            :data:`kerasbert.families.DEFAULT`); it says which names show a head.
 
     Example:
 
     >>> checkpoint_heads(["bert/pooler/dense/kernel", "cls/predictions/output_bias"])
     {'with_pool': True, 'with_nsp': False, 'with_mlm': True}
     """
-    names = set(names)
-    return {
-        "with_pool": "bert/pooler/dense/kernel" in names,
-        "with_nsp": "cls/seq_relationship/output_weights" in names,
-        "with_mlm": bool(
-            {"cls/predictions/output_bias", "cls/predictions/transform/dense/kernel"} & names
-        ),
-    }
+    if not isinstance(family, families.Family):
+        family = families.get(families.DEFAULT if family is None else family)
+    return family.heads_in(names)
 
 
 def find_config(folder, prefer_google=False):
@@ -113,8 +109,6 @@ def _read_record(folder):
 
 def _prepare(source, config, model, build_kwargs):
     """Everything needed to build the model of ``source``: paths, model name, options."""
-    from kerasbert.models import CONFIG_KEYS, resolve_model
-
     fmt, location = resolve_checkpoint(source)
     source = os.fspath(source)
     folder = source if os.path.isdir(source) else os.path.dirname(location) or "."
@@ -134,15 +128,17 @@ def _prepare(source, config, model, build_kwargs):
         raw = read_config_file(config)
     normalized = load_config(raw, **{k: v for k, v in build_kwargs.items() if k in CONFIG_KEYS})
     checkpoint = open_checkpoint(location)
-    record = _read_record(folder) if fmt == "keras" else None
+    # Names that are not canonical (a Keras .weights.h5) cannot show the heads: the record
+    # convert wrote beside the file says which the model had.
+    record = None if checkpoint.names_are_canonical else _read_record(folder)
     kwargs = {}
     if record is not None:
         kwargs.update(record.get("build_kwargs", {}))
         model = model or record.get("model")
-    elif fmt != "keras":
-        kwargs.update(checkpoint_heads(checkpoint.names()))
-    kwargs.update(build_kwargs)
     model = resolve_model(model, normalized, checkpoint)
+    if checkpoint.names_are_canonical:
+        kwargs.update(checkpoint_heads(checkpoint.names(), families.get(model)))
+    kwargs.update(build_kwargs)
     return {
         "format": fmt,
         "location": location,
@@ -158,8 +154,6 @@ def _prepare(source, config, model, build_kwargs):
 
 
 def _build(prep):
-    from kerasbert.models import build_transformer_model
-
     try:
         return build_transformer_model(
             prep["config"] or prep["raw"],
@@ -169,7 +163,7 @@ def _build(prep):
             **prep["kwargs"],
         )
     except WeightLoadingError as e:
-        if prep["format"] != "keras" or prep["record"] is not None:
+        if prep["checkpoint"].names_are_canonical or prep["record"] is not None:
             raise
         raise WeightLoadingError(
             f"{e} There is no {RECORD} beside {prep['location']!r} saying which heads the "
@@ -202,7 +196,7 @@ def load_model(path, config=None, model=None, **build_kwargs):
     ...        "num_attention_heads": 1, "intermediate_size": 8}
     >>> with open(os.path.join(src, "bert_config.json"), "w") as f:
     ...     json.dump(cfg, f)
-    >>> kerasbert.checkpoints.save_tf_checkpoint(
+    >>> kerasbert.models.export.save_tf_checkpoint(
     ...     kerasbert.build_transformer_model(cfg, with_pool=True),
     ...                    os.path.join(src, "bert_model.ckpt"))
     >>> load_model(src).get_layer("Pooler-Dense").name
@@ -220,20 +214,21 @@ def _google_activation(name):
     return {"gelu_tanh": "gelu"}.get(name, name)
 
 
-_CLASS_NAMES = {"bert": "Bert", "albert": "Albert", "nezha": "Nezha"}
 # Keys only HF's configs (or kerasbert's derived form) have; not written to Google configs.
 _DERIVED_KEYS = ("max_position", "dropout_rate", "attention_dropout_rate", "segment_vocab_size")
 
 
-def output_config(raw, normalized, family, arrays, style):
+def output_config(raw, normalized, family, arrays, style, family_values=None):
     """The config written beside a converted checkpoint.
 
     Args:
         raw: the source config as read from its file.
         normalized: the same after :func:`kerasbert.config.load_config` (with overrides).
-        family: ``"bert"``, ``"albert"`` or ``"nezha"``.
+        family: the family (name or record).
         arrays: the converted weights (canonical names), for the vocabulary size and heads.
         style: ``"hf"`` (``config.json`` with ``model_type``) or ``"google"``.
+        family_values: values of the family's own config keys (``family.config_keys``),
+            e.g. the builder's; default: those in ``normalized``.
 
     Example:
 
@@ -242,7 +237,8 @@ def output_config(raw, normalized, family, arrays, style):
     >>> output_config(raw, load_config(raw), "bert", {}, "hf")["hidden_act"]
     'gelu_new'
     """
-    word = arrays.get("bert/embeddings/word_embeddings")
+    family = family if isinstance(family, families.Family) else families.get(family)
+    word = arrays.get(family.vocab_variable)
     hidden = normalized["hidden_size"]
     heads = normalized["num_attention_heads"]
     values = {
@@ -258,15 +254,12 @@ def output_config(raw, normalized, family, arrays, style):
         "initializer_range": normalized.get("initializer_range", 0.02),
     }
     embedding_size = normalized.get("embedding_size") or hidden
-    if family == "albert":
+    if embedding_size != hidden:
         values["embedding_size"] = embedding_size
-        values["num_hidden_groups"] = normalized.get("num_hidden_groups", 1)
-        values["inner_group_num"] = normalized.get("inner_group_num", 1)
-    elif embedding_size != hidden:
-        values["embedding_size"] = embedding_size
-    if family == "nezha":
-        values["max_relative_position"] = normalized.get("max_relative_position", 64)
-        values["use_relative_position"] = True
+    if family_values is None:
+        family_values = {k: normalized[k] for k in family.config_keys if k in normalized}
+    values.update({k: v for k, v in family_values.items() if v is not None})
+    values.update(family.config_constants)
     head_size = normalized.get("attention_head_size")
     if head_size and head_size * heads != hidden:
         values["attention_head_size"] = head_size
@@ -281,15 +274,8 @@ def output_config(raw, normalized, family, arrays, style):
     out.update(values)
     out["hidden_act"] = _hf_activation(normalized["hidden_act"])
     out["layer_norm_eps"] = normalized["layer_norm_eps"]
-    out["model_type"] = family
-    name = _CLASS_NAMES[family]
-    mlm, nsp = "cls/predictions/output_bias" in arrays, "cls/seq_relationship/output_weights"
-    if mlm and nsp in arrays:
-        out["architectures"] = [f"{name}ForPreTraining"]
-    elif mlm:
-        out["architectures"] = [f"{name}ForMaskedLM"]
-    else:
-        out["architectures"] = [f"{name}Model"]
+    out["model_type"] = family.model_types[0]
+    out["architectures"] = [family.hf_architecture(arrays)]
     return dict(sorted(out.items()))
 
 
@@ -298,8 +284,7 @@ def _outputs(to, family):
         return ["model.weights.h5", "config.json", RECORD]
     if to == "safetensors":
         return ["model.safetensors", "config.json"]
-    prefix = "albert_model.ckpt" if family == "albert" else "bert_model.ckpt"
-    config = "albert_config.json" if family == "albert" else "bert_config.json"
+    prefix, config = family.tf_files
     return [prefix + ".index", prefix + ".data-00000-of-00001", "checkpoint", config]
 
 
@@ -389,7 +374,7 @@ def convert(
     ...        "num_attention_heads": 1, "intermediate_size": 8}
     >>> with open(os.path.join(src, "bert_config.json"), "w") as f:
     ...     json.dump(cfg, f)
-    >>> kerasbert.checkpoints.save_tf_checkpoint(kerasbert.build_transformer_model(cfg),
+    >>> kerasbert.models.export.save_tf_checkpoint(kerasbert.build_transformer_model(cfg),
     ...                    os.path.join(src, "bert_model.ckpt"))
     >>> out = convert(src, os.path.join(tempfile.mkdtemp(), "hf"), to="safetensors")
     >>> sorted(os.listdir(out))
@@ -410,14 +395,12 @@ def convert(
         vocab = found if os.path.isfile(found) else None
     elif not os.path.isfile(vocab):
         raise ConversionError(f"Vocabulary file {os.fspath(vocab)!r} does not exist.")
-    from kerasbert.models import FAMILIES
-
-    family = FAMILIES[prep["model"]]
-    if prep["model"] == "albert_unshared" and to != "keras":
+    family = families.get(prep["model"])
+    if not families.model_entry(prep["model"]).canonical and to != "keras":
         raise ConversionError(
-            "An unshared ALBERT has one copy of the block weights per layer, which HF and "
-            "Google ALBERT checkpoints cannot hold; convert it to='keras', or build "
-            "model='albert'."
+            f"model={prep['model']!r} keeps weights (e.g. an unshared ALBERT's per-layer "
+            f"copies) that HF and original {family.name} checkpoints cannot hold; convert it "
+            f"to='keras', or build model={family.model().name!r}."
         )
     outputs = _outputs(to, family) + (["vocab.txt"] if vocab else [])
     _check_destination(destination, prep, vocab, outputs, overwrite)
@@ -433,11 +416,12 @@ def convert(
             f.write("\n")
 
     style = "google" if to == "tf" else "hf"
-    written_config = output_config(prep["raw"], prep["normalized"], family, arrays, style)
+    family_values = {key: getattr(builder, key) for key in family.config_keys}
+    written_config = output_config(
+        prep["raw"], prep["normalized"], family, arrays, style, family_values
+    )
     if to == "keras":
         builder.model.save_weights(os.path.join(destination, "model.weights.h5"))
-        from kerasbert.models import CONFIG_KEYS
-
         options = {k: v for k, v in prep["kwargs"].items() if k not in CONFIG_KEYS}
         options.pop("ignore_invalid_weights", None)
         try:
@@ -456,7 +440,7 @@ def convert(
         )  # fmt: skip
         write_json("config.json", written_config)
     elif to == "safetensors":
-        write_safetensors(arrays, os.path.join(destination, outputs[0]), family)
+        write_safetensors(arrays, os.path.join(destination, outputs[0]), family.name)
         write_json("config.json", written_config)
     else:
         prefix = outputs[0][: -len(".index")]

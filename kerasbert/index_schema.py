@@ -23,9 +23,10 @@ from pathlib import Path
 
 import yaml
 
+from kerasbert import families
 from kerasbert.errors import KerasBertError
 
-FAMILIES = ("bert", "albert", "nezha")
+FAMILIES = tuple(families.names())
 LANGUAGES = ("zh", "en", "multilingual")
 FORMATS = ("tensorflow", "tensorflow-tar", "hf", "safetensors")
 
@@ -231,13 +232,14 @@ def validate_entry(name, entry):
 
     Rules: ``name`` is a safe folder name; required fields are present with the right types
     and no unknown field appears; ``family``, ``language`` and ``format`` take the allowed
-    values; sizes and ``parameters`` are positive and ``heads`` divides ``hidden``; ALBERT
-    entries give ``embedding_size``; ``urls`` are https (http only for a loopback host);
-    archive formats download an archive of their kind, hf/safetensors download every file of
-    ``files`` (except with ``manual_download``); ``files`` are unique relative paths that
-    contain ``config`` and ``vocab`` and the ``checkpoint`` file (or, for a TF checkpoint
-    prefix, its ``.index`` and ``.data-*`` files); ``sha256`` keys are downloads, URLs or
-    files and values 64 lower-case hex digits or null; a cased vocabulary is not lowercased.
+    values; sizes and ``parameters`` are positive and ``heads`` divides ``hidden``; entries
+    give the fields their family requires (``embedding_size`` for ALBERT); ``urls`` are
+    https (http only for a loopback host); archive formats download an archive of their
+    kind, hf/safetensors download every file of ``files`` (except with ``manual_download``);
+    ``files`` are unique relative paths that contain ``config`` and ``vocab`` and the
+    ``checkpoint`` file (or, for a TF checkpoint prefix, its ``.index`` and ``.data-*``
+    files); ``sha256`` keys are downloads, URLs or files and values 64 lower-case hex digits
+    or null; a cased vocabulary is not lowercased.
 
     Args:
         name: the entry's name in the index (also the cache folder name).
@@ -290,8 +292,10 @@ def validate_entry(name, entry):
             _fail(name, field, f"must be positive, got {entry[field]}.")
     if entry["hidden"] % entry["heads"]:
         _fail(name, "heads", f"{entry['heads']} heads do not divide hidden={entry['hidden']}.")
-    if entry["family"] == "albert" and "embedding_size" not in entry:
-        _fail(name, "embedding_size", "missing (required for ALBERT).")
+    family = families.get(entry["family"])
+    for field in family.index_fields:
+        if field not in entry:
+            _fail(name, field, f"missing (required for {family.title}).")
     if not entry["license"].strip():
         _fail(name, "license", "empty; write the release's license or 'unspecified'.")
     if entry["cased"] and entry["do_lower_case"]:

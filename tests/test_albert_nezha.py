@@ -90,7 +90,7 @@ def test_update_to_shared_layer_changes_every_layer(tmp_path):
     config = _albert_config(3)
     shared = kerasbert.build_transformer_model(config, model="albert")
     prefix = tmp_path / "albert.ckpt"
-    kerasbert.checkpoints.save_tf_checkpoint(shared, prefix, _mapping(shared, config))
+    kerasbert.models.save_tf_checkpoint(shared, prefix, _mapping(shared, config))
     unshared = kerasbert.build_transformer_model(config, prefix, model="albert_unshared")
     ids = np.array([[2, 5, 9, 11, 3, 0]], "int32")
     inputs = [ids, np.zeros_like(ids)]
@@ -322,11 +322,12 @@ def test_family_is_detected_from_the_checkpoint(folder, checkpoint, family):
     # A config that names no family: the checkpoint alone decides.
     config = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
               "num_attention_heads": 1, "intermediate_size": 1}  # fmt: skip
-    from kerasbert.checkpoints import detect_family, open_checkpoint
+    from kerasbert.checkpoints import open_checkpoint
+    from kerasbert.families import detect_from_names
     from kerasbert.models import resolve_model
 
     ckpt = open_checkpoint(folder / checkpoint)
-    assert detect_family(ckpt.names()) == family
+    assert detect_from_names(ckpt.names()) == family
     assert resolve_model(None, config, ckpt) == family
 
 
@@ -398,7 +399,8 @@ def test_keras_file_round_trip(tmp_path, folder):
      ("nezha_tiny", "bert_config.json", "model.ckpt")],
 )  # fmt: skip
 def test_tf_export_round_trip_is_bit_exact(tmp_path, folder, config, checkpoint):
-    from kerasbert.checkpoints import open_checkpoint, save_tf_checkpoint
+    from kerasbert.checkpoints import open_checkpoint
+    from kerasbert.models import save_tf_checkpoint
 
     folder = FIXTURES / folder
     model = kerasbert.build_transformer_model(folder / config, folder / checkpoint, **HEADS)

@@ -84,7 +84,7 @@ def test_masked_lm_from_tf_checkpoint(tmp_path):
     config_path = tmp_path / "bert_config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     prefix = tmp_path / "bert_model.ckpt"
-    kerasbert.checkpoints.save_tf_checkpoint(model, str(prefix))
+    kerasbert.models.save_tf_checkpoint(model, str(prefix))
 
     texts = ["北京是[中国]的首都。", "[今天]天气很好，我们去[公园]散步吧。"]
     argv = ["--config", str(config_path), "--checkpoint", str(prefix)]

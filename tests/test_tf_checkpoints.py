@@ -9,8 +9,9 @@ import pytest
 from conftest import FIXTURES, goldens
 
 import kerasbert
-from kerasbert.checkpoints import TFCheckpoint, inspect, open_checkpoint, save_tf_checkpoint
+from kerasbert.checkpoints import TFCheckpoint, inspect, open_checkpoint
 from kerasbert.errors import CheckpointError
+from kerasbert.models import save_tf_checkpoint
 
 TF_BERT = FIXTURES / "tf_bert_tiny"
 HF_BERT = FIXTURES / "bert_tiny_gelu"

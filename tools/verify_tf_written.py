@@ -2,7 +2,7 @@
 
 Writes ``tests/fixtures/tf_written_by_kerasbert/``: the tiny BERT of
 ``tests/fixtures/tf_bert_tiny`` loaded into a kerasbert model and exported with
-``kerasbert.checkpoints.save_tf_checkpoint``; then reads it back with TensorFlow's
+``kerasbert.models.save_tf_checkpoint``; then reads it back with TensorFlow's
 ``tf.train.load_variable`` and HF's ``load_tf_weights_in_bert`` and records the outcome in
 ``verified.json`` (the test suite, which has no TensorFlow, asserts on that record).
 
@@ -36,7 +36,7 @@ import transformers  # noqa: E402
 from transformers import BertConfig, BertForPreTraining, load_tf_weights_in_bert  # noqa: E402
 
 import kerasbert  # noqa: E402
-from kerasbert.checkpoints import model_arrays, save_tf_checkpoint  # noqa: E402
+from kerasbert.models import model_arrays, save_tf_checkpoint  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 SOURCE = FIXTURES / "tf_bert_tiny"

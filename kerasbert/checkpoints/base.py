@@ -1,9 +1,10 @@
-"""The Checkpoint abstraction: canonical (Google TF) names -> lazily read numpy arrays.
+"""The Checkpoint abstraction: canonical names -> lazily read numpy arrays.
 
 Every format reader subclasses :class:`Checkpoint`. A reader lists its variables as
-:class:`Entry` objects under their *source* names; ``names.translate`` maps those to the
-canonical Google names (``bert/encoder/layer_0/attention/self/query/kernel``) that every
-model's variable mapping speaks, noting where a tensor must be transposed on the way
+:class:`Entry` objects under their *source* names; the family registry's name tables
+(:func:`kerasbert.families.translate_stored_names`) map those to the canonical names (the
+original release's TF names, ``bert/encoder/layer_0/attention/self/query/kernel``) that
+every model's variable mapping speaks, noting where a tensor must be transposed on the way
 (torch ``Linear`` weights are stored ``(out, in)``, TF kernels ``(in, out)``).
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kerasbert import families
+from kerasbert.checkpoints.loading import load_weights
 from kerasbert.errors import CheckpointError
 
 
@@ -39,11 +42,20 @@ class Entry:
 
 
 class Checkpoint:
-    """A read-only view of a checkpoint under canonical Google TF variable names.
+    """A read-only view of a checkpoint under canonical variable names.
 
-    Subclasses set ``format`` and fill ``self._entries`` (canonical name -> Entry), and
-    implement ``_read(entry)`` returning the stored array. Arrays are read only when asked
-    for, one at a time, so loading holds about one copy of the weights.
+    Subclasses set ``format`` and ``naming`` (whose names the file stores: ``"hf"``,
+    ``"hf_tf"``, ``"tensorflow"``), fill ``self._entries`` (canonical name -> Entry) with
+    :meth:`_add_translated`, and implement ``_read(entry)`` returning the stored array.
+    Arrays are read only when asked for, one at a time, so loading holds about one copy of
+    the weights. :meth:`load_into` loads the checkpoint into a model; a format whose
+    names are not canonical (Keras ``.weights.h5``) overrides it.
+
+    Attributes:
+        path: the file or TF prefix read.
+        family_hint: the family whose naming the stored names follow, when the format's
+            own names tell (HF ``albert.`` names), else None.
+        ignored_names: stored names that hold no model weight (``position_ids``, ...).
 
     Example:
 
@@ -54,11 +66,14 @@ class Checkpoint:
     """
 
     format = "unknown"
+    naming = "tensorflow"
+    names_are_canonical = True  # whether names() are canonical names a family can read
 
     def __init__(self, path):
         self.path = path
         self._entries = {}
-        self.ignored_names = []  # source names that map to nothing (e.g. position_ids)
+        self.family_hint = None
+        self.ignored_names = []
 
     # -- queries -------------------------------------------------------------------------
     def names(self):
@@ -113,6 +128,20 @@ class Checkpoint:
     def num_parameters(self):
         return int(sum(int(np.prod(e.shape)) for e in self._entries.values()))
 
+    def load_into(self, model, mapping, **options):
+        """Assign this checkpoint's variables to ``model`` through a variable mapping.
+
+        Args:
+            model: a built ``keras.Model``.
+            mapping: ``{layer name: {variable path: source}}``
+                (:func:`kerasbert.checkpoints.load_weights`).
+            **options: the options of :func:`kerasbert.checkpoints.load_weights`.
+
+        Returns:
+            A :class:`kerasbert.checkpoints.LoadReport`.
+        """
+        return load_weights(model, self, mapping, **options)
+
     def close(self):
         """Release open files (readers that keep none need not override)."""
 
@@ -129,14 +158,18 @@ class Checkpoint:
     def _read(self, entry):
         raise NotImplementedError
 
-    def _add_translated(self, source_entries, translate):
-        """Fill ``_entries`` from source-named entries using a name translation function.
+    def _add_translated(self, source_entries, normalize=None):
+        """Fill ``_entries`` from source-named entries, translated from ``self.naming``.
 
-        ``translate(source_name)`` returns ``(canonical_name, transpose)`` or None for
-        variables that belong to no model weight (buffers, tied copies).
+        ``normalize(source_name)``, if given, spells a stored name as the naming's tables
+        read it (e.g. without an h5 group). Sets :attr:`family_hint`; stored names that
+        hold no model weight (buffers, tied copies) go to :attr:`ignored_names`.
         """
-        for entry in source_entries:
-            result = translate(entry.source_name)
+        source_entries = list(source_entries)
+        stored = [normalize(e.source_name) if normalize else e.source_name for e in source_entries]
+        self.family_hint, translated = families.translate_stored_names(self.naming, stored)
+        for entry, name in zip(source_entries, stored):
+            result = translated[name]
             if result is None:
                 self.ignored_names.append(entry.source_name)
                 continue

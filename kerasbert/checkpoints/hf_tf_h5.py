@@ -1,10 +1,35 @@
 """Reader of HF transformers' TensorFlow weights, ``tf_model.h5`` (read with h5py)."""
 
+import re
+
 import h5py
 
 from kerasbert.checkpoints.base import Checkpoint, Entry
-from kerasbert.checkpoints.names import hf_tf_bert
 from kerasbert.errors import CheckpointError
+
+# HF's Keras models store e.g.
+# "bert/tf_bert_for_pre_training/bert/encoder/layer_._0/attention/self/query/kernel:0": an h5
+# group, the Keras model's scope (tf_*), list items as "layer_._N", and embedding layers'
+# own weight names. These conventions are the same for every HF TF model.
+_HF_KERAS_CONVENTIONS = [
+    (re.compile(r":\d+$"), ""),
+    (re.compile(r"^(?:[^/]+/)*?tf_\w+?/"), ""),
+    (re.compile(r"_\._(\d+)(/|$)"), r"_\1\2"),
+    (re.compile(r"_embeddings/(weight|embeddings)$"), "_embeddings"),
+]
+
+
+def hf_keras_name(path):
+    """An h5 dataset path of ``tf_model.h5`` without HF Keras's scopes and suffixes.
+
+    Example:
+
+    >>> hf_keras_name("bert/tf_bert_model/bert/encoder/layer_._3/output/dense/kernel:0")
+    'bert/encoder/layer_3/output/dense/kernel'
+    """
+    for pattern, replacement in _HF_KERAS_CONVENTIONS:
+        path = pattern.sub(replacement, path)
+    return path
 
 
 class HFTensorFlowCheckpoint(Checkpoint):
@@ -12,7 +37,6 @@ class HFTensorFlowCheckpoint(Checkpoint):
 
     Args:
         path: the ``tf_model.h5`` file.
-        translate: source-name -> (canonical name, transpose) function.
 
     Example::
 
@@ -21,8 +45,9 @@ class HFTensorFlowCheckpoint(Checkpoint):
     """
 
     format = "hf_tf"
+    naming = "hf_tf"
 
-    def __init__(self, path, translate=hf_tf_bert):
+    def __init__(self, path):
         super().__init__(path)
         sources = []
 
@@ -37,7 +62,7 @@ class HFTensorFlowCheckpoint(Checkpoint):
             raise CheckpointError(
                 f"{path!r} is not a readable HDF5 file ({e}); it may be truncated or corrupt."
             ) from None
-        self._add_translated(sources, translate)
+        self._add_translated(sources, normalize=hf_keras_name)
 
     def _read(self, entry):
         return self._file[entry.source_name][()]

@@ -5,7 +5,7 @@ Run as ``python -m kerasbert.checkpoints PATH``.
 
 from dataclasses import dataclass
 
-from kerasbert.checkpoints.detect import detect_family
+from kerasbert import families
 from kerasbert.checkpoints.formats import open_checkpoint
 
 
@@ -73,7 +73,7 @@ def inspect(path):
             (n, checkpoint.shape(n), checkpoint.dtype(n), checkpoint.entry(n).source_name)
             for n in names
         ]
-        family = detect_family(names) if getattr(checkpoint, "canonical_names", True) else None
+        family = families.detect_checkpoint(checkpoint)
         return CheckpointSummary(
             path=checkpoint.path,
             format=checkpoint.format,

@@ -6,10 +6,13 @@ checkpoint variables, so a ``.weights.h5`` is loaded by Keras itself
 file holds (for ``inspect`` and for error messages) and checks that it is an HDF5 file.
 """
 
+import warnings
+
 import h5py
 
 from kerasbert.checkpoints.base import Checkpoint, Entry
-from kerasbert.errors import CheckpointError
+from kerasbert.checkpoints.loading import LoadReport
+from kerasbert.errors import CheckpointError, WeightLoadingError
 
 
 class KerasWeightsCheckpoint(Checkpoint):
@@ -31,7 +34,7 @@ class KerasWeightsCheckpoint(Checkpoint):
     """
 
     format = "keras"
-    canonical_names = False
+    names_are_canonical = False  # HDF5 paths after Keras's layer classes and their order
 
     def __init__(self, path):
         super().__init__(path)
@@ -58,36 +61,34 @@ class KerasWeightsCheckpoint(Checkpoint):
         with h5py.File(self.path, "r") as f:
             return f[entry.source_name][()]
 
+    def load_into(self, model, mapping=None, **options):
+        """Load into ``model`` with Keras itself, refusing partial loads.
 
-def load_keras_weights(model, checkpoint):
-    """Load a Keras ``.weights.h5`` into ``model`` with Keras, refusing partial loads.
+        Keras matches a ``.weights.h5`` to a model by architecture, not by name, so
+        ``mapping`` and the name-based options are not used. Keras skips groups it cannot
+        match with only a warning, leaving those layers random; here the file's variable
+        shapes must equal the model's, and any such warning is an error.
 
-    Keras skips groups it cannot match with only a warning, leaving those layers random;
-    here the file's variable shapes must equal the model's, and any such warning is an
-    error. Returns a :class:`kerasbert.checkpoints.LoadReport`.
-    """
-    import warnings
-
-    from kerasbert.checkpoints.loading import LoadReport
-    from kerasbert.errors import WeightLoadingError
-
-    advice = (
-        "A .weights.h5 file loads only into the architecture that saved it: build the "
-        "model with the same config and heads (with_pool / with_nsp / with_mlm)."
-    )
-    stored = sorted(tuple(e.shape) for e in checkpoint._entries.values())
-    expected = sorted(tuple(v.shape) for v in model.weights)
-    if stored != expected:
-        raise WeightLoadingError(
-            f"Keras weights file {checkpoint.path!r} holds {len(stored)} variables, the "
-            f"model has {len(expected)}, or their shapes differ. {advice}"
+        Returns:
+            A :class:`kerasbert.checkpoints.LoadReport`.
+        """
+        advice = (
+            "A .weights.h5 file loads only into the architecture that saved it: build the "
+            "model with the same config and heads (with_pool / with_nsp / with_mlm)."
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", UserWarning)
-            model.load_weights(checkpoint.path)
-    except (ValueError, KeyError, OSError, UserWarning) as e:
-        raise WeightLoadingError(
-            f"Keras weights file {checkpoint.path!r} does not fit this model ({e}). {advice}"
-        ) from None
-    return LoadReport(loaded=[(v.path, v.path) for v in model.weights])
+        stored = sorted(self.shape(name) for name in self.names())
+        expected = sorted(tuple(v.shape) for v in model.weights)
+        if stored != expected:
+            raise WeightLoadingError(
+                f"Keras weights file {self.path!r} holds {len(stored)} variables, the "
+                f"model has {len(expected)}, or their shapes differ. {advice}"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)
+                model.load_weights(self.path)
+        except (ValueError, KeyError, OSError, UserWarning) as e:
+            raise WeightLoadingError(
+                f"Keras weights file {self.path!r} does not fit this model ({e}). {advice}"
+            ) from None
+        return LoadReport(loaded=[(v.path, v.path) for v in model.weights])

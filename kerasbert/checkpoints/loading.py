@@ -36,7 +36,7 @@ class LoadReport:
     problems: list = field(default_factory=list)
 
 
-def _layer_variables(layer):
+def layer_variables(layer):
     """A layer's variables keyed by their path inside the layer (``query/kernel``)."""
     prefix = layer.name + "/"
     found = {}
@@ -68,7 +68,7 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
     return shape
 
 
-def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, fresh=()):
+def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial=()):
     """Pair model variables with checkpoint names; collect what does not fit."""
     layers = {layer.name: layer for layer in model.layers}
     plan, problems, mapped = [], [], set()
@@ -76,7 +76,7 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, fresh=()):
         layer = layers.get(layer_name)
         if layer is None:
             continue
-        variables = _layer_variables(layer)
+        variables = layer_variables(layer)
         for var_name, source in sources.items():
             name, transform = source if isinstance(source, tuple) else (source, None)
             variable = variables.get(var_name)
@@ -96,9 +96,9 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, fresh=()):
                 )
                 continue
             plan.append((variable, name, transform))
-    fresh = [re.compile(pattern) for pattern in fresh]
+    keep_initial = [re.compile(pattern) for pattern in keep_initial]
     for variable in model.weights:
-        if variable.path not in mapped and not any(p.search(variable.path) for p in fresh):
+        if variable.path not in mapped and not any(p.search(variable.path) for p in keep_initial):
             problems.append(f"no checkpoint variable is mapped to {variable.path}")
     return plan, problems
 
@@ -110,7 +110,7 @@ def load_weights(
     ignore_invalid_weights=False,
     keep_tokens=None,
     compound_tokens=None,
-    fresh=(),
+    keep_initial=(),
 ):
     """Assign a checkpoint's variables to a model through a variable mapping.
 
@@ -124,7 +124,7 @@ def load_weights(
         keep_tokens: token ids to keep from the checkpoint's vocabulary, in order.
         compound_tokens: extra tokens, each a list of ids (or ``(ids, weights)``) whose
             embeddings are averaged.
-        fresh: regexes of variable paths that no checkpoint holds and that keep their
+        keep_initial: regexes of variable paths that no checkpoint holds and that keep their
             initial values (e.g. a conditional layer norm's projections).
 
     Returns:
@@ -147,7 +147,7 @@ def load_weights(
     ...
     kerasbert.errors.WeightLoadingError: ...
     """
-    plan, problems = _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, fresh)
+    plan, problems = _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial)
     report = LoadReport(problems=problems)
     if problems:
         listing = "\n  ".join(problems[:40])

@@ -3,7 +3,6 @@
 from safetensors import SafetensorError, safe_open
 
 from kerasbert.checkpoints.base import Checkpoint, Entry, read_shard_index
-from kerasbert.checkpoints.names import hf_names
 from kerasbert.errors import CheckpointError
 
 # safetensors' dtype codes -> numpy names.
@@ -36,8 +35,6 @@ class SafetensorsCheckpoint(Checkpoint):
 
     Args:
         path: a ``.safetensors`` file or a ``model.safetensors.index.json`` shard index.
-        translate: source-name -> (canonical name, transpose) function; HF BERT names by
-            default.
 
     Example (writing a one-tensor file first):
 
@@ -50,8 +47,9 @@ class SafetensorsCheckpoint(Checkpoint):
     """
 
     format = "safetensors"
+    naming = "hf"
 
-    def __init__(self, path, translate=hf_names):
+    def __init__(self, path):
         super().__init__(path)
         self._files = {}
         if path.endswith(".json"):
@@ -76,7 +74,7 @@ class SafetensorsCheckpoint(Checkpoint):
                     f"Shard index {path!r} lists {len(missing)} tensor(s) its shards lack, "
                     f"e.g. {missing[:3]}; a shard is incomplete: download it again."
                 )
-        self._add_translated(sources, translate)
+        self._add_translated(sources)
 
     def _read(self, entry):
         return self._files[self._file_of[entry.source_name]].get_tensor(entry.source_name)

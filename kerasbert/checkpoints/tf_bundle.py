@@ -18,7 +18,6 @@ import numpy as np
 from kerasbert.checkpoints import protobuf as pb
 from kerasbert.checkpoints.base import Checkpoint, Entry
 from kerasbert.checkpoints.crc32c import crc32c, mask, unmask
-from kerasbert.checkpoints.names import identity
 from kerasbert.checkpoints.sstable import read_table, write_table
 from kerasbert.errors import CheckpointError
 
@@ -92,8 +91,6 @@ class TFCheckpoint(Checkpoint):
 
     Args:
         prefix: the checkpoint prefix (see :func:`resolve_prefix` for accepted paths).
-        translate: source-name -> (canonical name, transpose); TF checkpoints already use
-            Google names.
         verify_checksums: check each tensor's CRC-32C when it is read.
 
     Example:
@@ -107,7 +104,7 @@ class TFCheckpoint(Checkpoint):
 
     format = "tensorflow"
 
-    def __init__(self, prefix, translate=identity, verify_checksums=True):
+    def __init__(self, prefix, verify_checksums=True):
         resolved = resolve_prefix(prefix)
         if resolved is None:
             raise CheckpointError(
@@ -139,7 +136,7 @@ class TFCheckpoint(Checkpoint):
             info = self._parse_entry(name, value, index_path)
             self._source[name] = info
             sources.append(Entry(name, info["shape"], info["dtype_name"]))
-        self._add_translated(sources, translate)
+        self._add_translated(sources)
 
     def _parse_entry(self, name, value, index_path):
         fields = pb.parse_message(value)

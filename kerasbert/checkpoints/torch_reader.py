@@ -1,7 +1,6 @@
 """Reader of HF ``pytorch_model.bin`` files; needs torch, which kerasbert never requires."""
 
 from kerasbert.checkpoints.base import Checkpoint, Entry, read_shard_index
-from kerasbert.checkpoints.names import hf_names
 from kerasbert.errors import CheckpointError
 
 _NO_TORCH = (
@@ -20,7 +19,6 @@ class TorchCheckpoint(Checkpoint):
 
     Args:
         path: a ``.bin`` / ``.pt`` file or a ``pytorch_model.bin.index.json``.
-        translate: source-name -> (canonical name, transpose) function.
 
     Example (with torch installed)::
 
@@ -29,8 +27,9 @@ class TorchCheckpoint(Checkpoint):
     """
 
     format = "pytorch"
+    naming = "hf"
 
-    def __init__(self, path, translate=hf_names):
+    def __init__(self, path):
         super().__init__(path)
         try:
             import torch
@@ -55,7 +54,7 @@ class TorchCheckpoint(Checkpoint):
             for name, t in self._tensors.items()
             if hasattr(t, "shape")
         ]
-        self._add_translated(sources, translate)
+        self._add_translated(sources)
 
     def _read(self, entry):
         tensor = self._tensors[entry.source_name]

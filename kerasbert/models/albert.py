@@ -1,7 +1,9 @@
 """ALBERT: factorized embeddings and transformer blocks shared across layers."""
 
+import re
+
 from kerasbert.errors import ConfigError
-from kerasbert.models.bert import BERT
+from kerasbert.models.bert import BERT, PLACEHOLDER_SIZES
 
 # Checkpoint names inside one ALBERT block (google-research/albert), relative to
 # bert/encoder/transformer/group_G/inner_group_J/.
@@ -73,6 +75,30 @@ class ALBERT(BERT):
             x = self.apply_block(x, self.shared_block_name(self.group_of(index), inner, index))
         return x
 
+    def block_prefixes(self):
+        return [
+            self.shared_block_name(self.group_of(i), j, i)
+            for i in range(self.num_hidden_layers)
+            for j in range(self.inner_group_num)
+        ]
+
+    @classmethod
+    def from_layer_names(cls, layer_names):
+        """A builder with the groups and inner blocks of a shared ALBERT, from its layer names.
+
+        Example:
+
+        >>> ALBERT.from_layer_names(["Transformer-Group1-Inner0-MultiHeadSelfAttention"]
+        ...                         ).num_hidden_groups
+        2
+        """
+        shared = re.compile(r"Transformer(?:-Group(\d+))?(?:-Inner(\d+))?-MultiHeadSelfAttention")
+        found = [m for n in layer_names if (m := shared.fullmatch(n))]
+        groups = 1 + max(int(m.group(1) or 0) for m in found)
+        inner = 1 + max(int(m.group(2) or 0) for m in found)
+        return cls(num_hidden_layers=groups, num_hidden_groups=groups, inner_group_num=inner,
+                   **PLACEHOLDER_SIZES)  # fmt: skip
+
     def shared_block_name(self, group, inner, index):
         """Layer-name prefix of (group, inner block); ``index`` is the layer using it."""
         name = "Transformer"
@@ -87,7 +113,8 @@ class ALBERT(BERT):
         for index in range(self.num_hidden_layers):
             group = self.group_of(index)
             for inner in range(self.inner_group_num):
-                prefix = f"bert/encoder/transformer/group_{group}/inner_group_{inner}/"
+                prefix = (f"{self.checkpoint_scope}/encoder/transformer/group_{group}/"
+                          f"inner_group_{inner}/")  # fmt: skip
                 prefixes[self.shared_block_name(group, inner, index)] = prefix
         return list(prefixes.items())
 

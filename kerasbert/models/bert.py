@@ -1,5 +1,7 @@
 """BERT (and every BERT-architecture checkpoint: RoBERTa-wwm, MiniLM, ...)."""
 
+import re
+
 import keras
 
 from kerasbert.layers import (
@@ -21,6 +23,10 @@ from kerasbert.models.transformer import Transformer
 # logits they return stay float32 (see docs/mixed_precision.md). Their variables are float32
 # under every mixed policy anyway, so checkpoints load the same way.
 HEAD_DTYPE = "float32"
+
+# Sizes of a builder made only for its variable mapping (which names no size).
+PLACEHOLDER_SIZES = {"vocab_size": 1, "hidden_size": 1, "num_attention_heads": 1,
+                     "intermediate_size": 1}  # fmt: skip
 
 # Checkpoint names inside one transformer block, relative to its prefix: Dense sublayers
 # (attention projections, feed-forward) map sublayer -> name; LayerNorms map to one name.
@@ -166,6 +172,23 @@ class BERT(Transformer):
         """Prefix of the layer names of transformer layer ``index``."""
         return f"Transformer-{index}"
 
+    def block_prefixes(self):
+        return [self.block_name(i) for i in range(self.num_hidden_layers)]
+
+    @classmethod
+    def from_layer_names(cls, layer_names):
+        """A builder with the layer count of a model this class built, from its layer names.
+
+        Example:
+
+        >>> BERT.from_layer_names(["Transformer-0-MultiHeadSelfAttention",
+        ...                        "Transformer-1-MultiHeadSelfAttention"]).num_hidden_layers
+        2
+        """
+        layer = re.compile(r"Transformer-(\d+)(?:-Inner\d+)?-MultiHeadSelfAttention")
+        indexes = [int(m.group(1)) for n in layer_names if (m := layer.fullmatch(n))]
+        return cls(num_hidden_layers=max(indexes) + 1, **PLACEHOLDER_SIZES)
+
     def apply_block(self, inputs, prefix):
         """One post-LN transformer block: attention and feed-forward, each + residual + norm.
 
@@ -280,16 +303,20 @@ class BERT(Transformer):
         return get_activation(self.hidden_act)
 
     # -- checkpoint names --------------------------------------------------------------------
+    # The first component of the encoder's canonical names: Google's "bert"; a family whose
+    # original checkpoints scope the same layout otherwise (ELECTRA's "electra") sets its own.
+    checkpoint_scope = "bert"
     block_checkpoint_names = BERT_BLOCK_NAMES
 
     def variable_mapping(self):
+        scope = self.checkpoint_scope
         mapping = {
-            "Embedding-Token": {"embeddings": ("bert/embeddings/word_embeddings", "vocab")},
-            "Embedding-Segment": {"embeddings": "bert/embeddings/token_type_embeddings"},
-            "Embedding-Position": {"embeddings": "bert/embeddings/position_embeddings"},
-            "Embedding-Norm": layer_norm("bert/embeddings/LayerNorm"),
-            "Embedding-Mapping": dense("bert/encoder/embedding_hidden_mapping_in"),
-            "Pooler-Dense": dense("bert/pooler/dense"),
+            "Embedding-Token": {"embeddings": (f"{scope}/embeddings/word_embeddings", "vocab")},
+            "Embedding-Segment": {"embeddings": f"{scope}/embeddings/token_type_embeddings"},
+            "Embedding-Position": {"embeddings": f"{scope}/embeddings/position_embeddings"},
+            "Embedding-Norm": layer_norm(f"{scope}/embeddings/LayerNorm"),
+            "Embedding-Mapping": dense(f"{scope}/encoder/embedding_hidden_mapping_in"),
+            "Pooler-Dense": dense(f"{scope}/pooler/dense"),
             "NSP-Proba": {
                 "kernel": ("cls/seq_relationship/output_weights", "T"),
                 "bias": "cls/seq_relationship/output_bias",
@@ -307,7 +334,8 @@ class BERT(Transformer):
     def block_checkpoint_prefixes(self):
         """``(layer name prefix, checkpoint name prefix)`` of every transformer block."""
         return [
-            (self.block_name(i), f"bert/encoder/layer_{i}/") for i in range(self.num_hidden_layers)
+            (self.block_name(i), f"{self.checkpoint_scope}/encoder/layer_{i}/")
+            for i in range(self.num_hidden_layers)
         ]
 
 

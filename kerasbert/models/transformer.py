@@ -13,7 +13,7 @@ import inspect
 
 import keras
 
-from kerasbert.checkpoints import load_weights, open_checkpoint
+from kerasbert.checkpoints import open_checkpoint
 from kerasbert.errors import ConfigError, ModelTypeError
 from kerasbert.layers import CausalAttentionBias, UniLMAttentionBias
 from kerasbert.models.remat import RematModel, check_gradient_checkpointing
@@ -182,9 +182,9 @@ class Transformer:
         """``{layer name: {variable path in layer: checkpoint source}}``."""
         raise NotImplementedError
 
-    # Variables that exist in no checkpoint and keep their initial values (regexes of paths):
-    # the projections of a conditional layer normalization start at zero by design.
-    fresh_variables = (r"-Norm/(hidden|gamma|beta)_dense/",)
+    # Regexes of the paths of variables that no checkpoint holds, which keep their initial
+    # values: the projections of a conditional layer normalization start at zero by design.
+    variables_without_checkpoint = (r"-Norm/(hidden|gamma|beta)_dense/",)
 
     def load_weights_from_checkpoint(self, checkpoint):
         """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``.
@@ -192,22 +192,25 @@ class Transformer:
         Returns the :class:`kerasbert.checkpoints.LoadReport` (also kept as
         ``.load_report``).
         """
-        checkpoint = open_checkpoint(checkpoint)
-        if checkpoint.format == "keras":
-            from kerasbert.checkpoints.keras_h5 import load_keras_weights
-
-            self.load_report = load_keras_weights(self.model, checkpoint)
-        else:
-            self.load_report = load_weights(
-                self.model,
-                checkpoint,
-                self.variable_mapping(),
-                ignore_invalid_weights=self.ignore_invalid_weights,
-                keep_tokens=self.keep_tokens,
-                compound_tokens=self.compound_tokens,
-                fresh=self.fresh_variables,
-            )
+        self.load_report = open_checkpoint(checkpoint).load_into(
+            self.model,
+            self.variable_mapping(),
+            ignore_invalid_weights=self.ignore_invalid_weights,
+            keep_tokens=self.keep_tokens,
+            compound_tokens=self.compound_tokens,
+            keep_initial=self.variables_without_checkpoint,
+        )
         return self.load_report
+
+    def block_prefixes(self):
+        """Layer-name prefixes of the transformer blocks, in the order the model runs them."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_layer_names(cls, layer_names):
+        """A builder with the block structure of a model built by this class, from its layer
+        names (sizes are placeholders): enough for :meth:`variable_mapping`."""
+        raise NotImplementedError
 
 
 def accepted_arguments(cls):
