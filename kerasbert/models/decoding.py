@@ -78,7 +78,7 @@ class IncrementalModel:
             raise ConfigError("IncrementalModel does not support conditional layer norms.")
         self.builder = builder
         self.layers = {layer.name: layer for layer in builder.model.layers}
-        self.blocks = self._block_prefixes()
+        self.blocks = builder.block_prefixes()
         positions = self.layers.get("Embedding-Position")
         table_rows = None if positions is None else int(positions.embeddings.shape[0])
         if max_length is None:
@@ -103,16 +103,6 @@ class IncrementalModel:
     def num_compilations(self):
         """The XLA compilations of the step function so far (JAX; 0 on other backends)."""
         return self._compilations.count
-
-    def _block_prefixes(self):
-        builder = self.builder
-        if hasattr(builder, "inner_group_num"):  # ALBERT: blocks in the order layers run them
-            return [
-                builder.shared_block_name(builder.group_of(i), j, i)
-                for i in range(builder.num_hidden_layers)
-                for j in range(builder.inner_group_num)
-            ]
-        return [builder.block_name(i) for i in range(builder.num_hidden_layers)]
 
     # -- the step, traced once per (batch, width, first call or not) -----------------------
 
