@@ -16,6 +16,7 @@ import json
 import sys
 
 from kerasbert.errors import KerasBertError
+from kerasbert.pooling_names import ENCODER_POOLINGS
 
 DEMO_SENTENCES = [
     "A man is eating food.",
@@ -200,7 +201,7 @@ def build_parser():
     p.add_argument("--checkpoint", help="checkpoint path")
     p.add_argument("--vocab", help="vocab.txt")
     p.add_argument("--lower", action="store_true", help="lower-case (uncased vocabularies)")
-    p.add_argument("--pooling", choices=("cls", "mean", "max", "none"), default="mean")
+    p.add_argument("--pooling", choices=ENCODER_POOLINGS, default="mean")
     p.add_argument("--normalize", action="store_true", help="L2-normalize vectors")
     p.add_argument("--max-seq-len", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=32)

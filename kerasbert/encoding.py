@@ -17,10 +17,11 @@ import numpy as np
 
 from kerasbert.compilation import CompilationCounter, bucket_length, make_buckets
 from kerasbert.errors import KerasBertError
+from kerasbert.layers.pooling import check_pooling, l2_normalize, masked_pooling
+from kerasbert.pooling_names import ENCODER_POOLINGS
 
 logger = logging.getLogger(__name__)
 
-POOLINGS = ("cls", "mean", "max", "none")
 PAIR_SEPARATOR = "|||"
 
 
@@ -38,20 +39,24 @@ def split_pair(text):
     return text, None
 
 
-def _pool(vectors, lengths, pooling, normalize):
-    """The numpy pooling used on backends other than JAX (JAX pools on device)."""
-    mask = (np.arange(vectors.shape[1])[None, :] < lengths[:, None])[..., None]
+def pool_outputs(outputs, lengths, pooling, normalize):
+    """Pooled (and L2-normalized) vectors of padded model outputs, or with ``pooling="none"``
+    the outputs themselves, as float32 tensors (:func:`kerasbert.layers.pooling.masked_pooling`).
+
+    Args:
+        outputs: ``(batch, T, hidden)`` sequence outputs.
+        lengths: ``(batch,)`` real lengths.
+        pooling: one of :data:`ENCODER_POOLINGS`.
+        normalize: L2-normalize the pooled vectors.
+    """
+    from keras import ops
+
+    vectors = ops.cast(outputs, "float32")
     if pooling == "none":
         return vectors
-    if pooling == "cls":
-        pooled = vectors[:, 0]
-    elif pooling == "mean":
-        pooled = (vectors * mask).sum(1) / np.maximum(mask.sum(1), 1)
-    else:
-        pooled = np.where(mask, vectors, -np.inf).max(1)
-    if normalize:
-        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
-    return pooled
+    mask = ops.arange(ops.shape(vectors)[1])[None, :] < ops.convert_to_tensor(lengths)[:, None]
+    pooled = masked_pooling(vectors, mask, pooling)
+    return l2_normalize(pooled) if normalize else pooled
 
 
 class SentenceEncoder:
@@ -61,7 +66,8 @@ class SentenceEncoder:
         model: a model whose first output is the sequence output ``(batch, T, hidden)``
             (``build_transformer_model`` without heads).
         tokenizer: a :class:`kerasbert.tokenizers.Tokenizer`.
-        pooling: ``"cls"``, ``"mean"``, ``"max"``, or ``"none"`` (token vectors).
+        pooling: ``"cls"``, ``"mean"``, ``"max"``, ``"last"``
+            (:func:`kerasbert.layers.pooling.masked_pooling`), or ``"none"`` (token vectors).
         max_seq_len: tokens per sentence (longer ones are truncated).
         batch_size: sentences per batch; a last, smaller batch is padded to it with
             repeated rows (their outputs are dropped), so it compiles no extra shape.
@@ -103,8 +109,7 @@ class SentenceEncoder:
         normalize=False,
         buckets=None,
     ):
-        if pooling not in POOLINGS:
-            raise KerasBertError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+        check_pooling(pooling, ENCODER_POOLINGS)
         if max_seq_len < 2:
             raise KerasBertError(f"max_seq_len must be at least 2, got {max_seq_len}.")
         if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
@@ -150,7 +155,8 @@ class SentenceEncoder:
                 outputs = outputs[0]
             if new_shape:
                 logger.info("SentenceEncoder: new padded shape %s", shape)
-            return _pool(np.asarray(outputs, "float32"), lengths, self.pooling, self.normalize)
+            pooled = pool_outputs(outputs, lengths, self.pooling, self.normalize)
+            return np.asarray(keras.ops.convert_to_numpy(pooled))
         forward = self._jitted_forward()
         before = self._compilations.count
         with self._compilations:
@@ -229,7 +235,6 @@ def _cached_forward(model, with_segments, pooling, normalize):
 
 def _forward_function(name, model_ref, with_segments, pooling, normalize):
     """The function ``jax.jit`` compiles: the model, the pooling and the normalisation."""
-    from keras import ops
 
     def forward(trainable, non_trainable, token_ids, segment_ids, lengths):
         model = model_ref()
@@ -237,21 +242,7 @@ def _forward_function(name, model_ref, with_segments, pooling, normalize):
         outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
         if isinstance(outputs, (list, tuple)):
             outputs = outputs[0]
-        vectors = ops.cast(outputs, "float32")
-        if pooling == "none":
-            return vectors
-        mask = ops.arange(vectors.shape[1])[None, :] < lengths[:, None]
-        if pooling == "cls":
-            pooled = vectors[:, 0]
-        elif pooling == "mean":
-            weights = ops.cast(mask, "float32")[..., None]
-            pooled = ops.sum(vectors * weights, axis=1) / ops.maximum(ops.sum(weights, 1), 1.0)
-        else:
-            pooled = ops.max(ops.where(mask[..., None], vectors, -np.inf), axis=1)
-        if normalize:
-            norm = ops.sqrt(ops.sum(ops.square(pooled), axis=-1, keepdims=True))
-            pooled = pooled / ops.maximum(norm, 1e-12)
-        return pooled
+        return pool_outputs(outputs, lengths, pooling, normalize)
 
     forward.__name__ = forward.__qualname__ = name
     return forward

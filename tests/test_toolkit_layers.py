@@ -31,14 +31,14 @@ def _np_pool(mode, x, mask):
     out = np.zeros((x.shape[0], x.shape[2]), "float32")
     for b in range(x.shape[0]):
         real = x[b][mask[b]]
-        if mode == "first":
+        if mode == "cls":
             out[b] = x[b, 0]
         elif len(real):
             out[b] = {"mean": real.mean(0), "max": real.max(0), "last": real[-1]}[mode]
     return out
 
 
-@pytest.mark.parametrize("mode", ["mean", "max", "first", "last"])
+@pytest.mark.parametrize("mode", ["mean", "max", "cls", "last"])
 def test_masked_pooling_matches_numpy(mode):
     layer = MaskedGlobalPooling1D(mode)
     np.testing.assert_allclose(np_(layer(X, mask=MASK)), _np_pool(mode, X, MASK), atol=1e-6)
@@ -57,6 +57,20 @@ def test_masked_pooling_takes_the_keras_mask():
     np.testing.assert_allclose(peak[1], vectors[1].max(0), atol=1e-6)
     with pytest.raises(ConfigError, match="mode"):
         MaskedGlobalPooling1D("sum")
+
+
+def test_one_set_of_pooling_names_for_the_layer_the_encoder_and_the_cli():
+    from kerasbert.cli import build_parser
+    from kerasbert.pooling_names import ENCODER_POOLINGS, POOLINGS
+
+    assert ENCODER_POOLINGS == POOLINGS + ("none",)
+    encode = build_parser()._subparsers._group_actions[0].choices["encode"]
+    pooling = next(a for a in encode._actions if a.dest == "pooling")
+    assert tuple(pooling.choices) == ENCODER_POOLINGS
+    # Layers saved under the old name of "cls" load as "cls".
+    restored = MaskedGlobalPooling1D.from_config(MaskedGlobalPooling1D("cls").get_config()
+                                                 | {"mode": "first"})  # fmt: skip
+    np.testing.assert_array_equal(np_(restored(X, mask=MASK)), X[:, 0])
 
 
 # --- the Loss layer -------------------------------------------------------------------
