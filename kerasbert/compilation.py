@@ -22,20 +22,11 @@ import threading
 
 import numpy as np
 
-from kerasbert.errors import KerasBertError
+from kerasbert.errors import SnippetError
 
 # The counters log on the "kerasbert.snippets" logger, where they were first defined: users
 # (and the tests) switch their INFO messages on by that name.
 logger = logging.getLogger("kerasbert.snippets")
-
-
-class SnippetError(KerasBertError, ValueError):
-    """A snippets helper got arguments it cannot work with.
-
-    Every helper of :mod:`kerasbert.snippets` raises it, the bucket helpers here included;
-    it is defined here (and re-exported there) so that this core module needs nothing from
-    the bert4keras compatibility layer.
-    """
 
 
 # -- length buckets -------------------------------------------------------------------------------
@@ -251,7 +242,6 @@ def _jax_monitoring():
 __all__ = [
     "CompilationCounter",
     "ShapeCounter",
-    "SnippetError",
     "batch_signature",
     "bucket_length",
     "make_buckets",

@@ -24,3 +24,8 @@ class WeightLoadingError(KerasBertError, ValueError):
 
 class ModelTypeError(KerasBertError, ValueError):
     """An unknown model family or application was requested."""
+
+
+class SnippetError(KerasBertError, ValueError):
+    """A helper of :mod:`kerasbert.snippets` (or the shape buckets of
+    :mod:`kerasbert.compilation`) got arguments it cannot work with."""

@@ -22,8 +22,8 @@ The names and semantics follow ``bert4keras.snippets``: :func:`sequence_padding`
 Where each name lives (all are importable from ``kerasbert.snippets``):
 
 * :mod:`kerasbert.compilation` (core, outside this compatibility layer): ``make_buckets``,
-  ``bucket_length``, ``batch_signature``, ``ShapeCounter``, ``CompilationCounter``,
-  ``SnippetError``;
+  ``bucket_length``, ``batch_signature``, ``ShapeCounter``, ``CompilationCounter``;
+* :mod:`kerasbert.errors`: ``SnippetError``;
 * :mod:`kerasbert.snippets.padding`: ``sequence_padding``, ``pad_batch``;
 * :mod:`kerasbert.snippets.generators`: ``DataGenerator`` (and its ``PyDataset`` adapter),
   ``REMAINDERS``;
@@ -39,13 +39,13 @@ Where each name lives (all are importable from ``kerasbert.snippets``):
 from kerasbert.compilation import (
     CompilationCounter,
     ShapeCounter,
-    SnippetError,
     batch_signature,
     bucket_length,
     make_buckets,
 )
 from kerasbert.compilation import logger as logger
 from kerasbert.errors import KerasBertError as KerasBertError
+from kerasbert.errors import SnippetError
 from kerasbert.snippets.compat import delete_arguments, insert_arguments, is_string, to_array
 from kerasbert.snippets.decoders import AutoRegressiveDecoder, ViterbiDecoder, softmax
 from kerasbert.snippets.decoders import _select_rows as _select_rows

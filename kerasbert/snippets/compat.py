@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from kerasbert.compilation import SnippetError
+from kerasbert.errors import SnippetError
 
 
 def to_array(*args):

@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from kerasbert.compilation import SnippetError
+from kerasbert.errors import SnippetError
 
 
 class ViterbiDecoder:

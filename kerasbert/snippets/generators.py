@@ -12,7 +12,8 @@ import threading
 
 import numpy as np
 
-from kerasbert.compilation import ShapeCounter, SnippetError
+from kerasbert.compilation import ShapeCounter
+from kerasbert.errors import SnippetError
 from kerasbert.snippets.padding import sequence_padding
 
 REMAINDERS = ("keep", "drop", "fill")

@@ -9,7 +9,8 @@ sees, and so its compilations, to a bounded set.
 
 import numpy as np
 
-from kerasbert.compilation import SnippetError, bucket_length
+from kerasbert.compilation import bucket_length
+from kerasbert.errors import SnippetError
 
 
 def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", buckets=None):
