@@ -64,9 +64,7 @@ def checkpoint_heads(names, family=None):
     >>> checkpoint_heads(["bert/pooler/dense/kernel", "cls/predictions/output_bias"])
     {'with_pool': True, 'with_nsp': False, 'with_mlm': True}
     """
-    if not isinstance(family, families.Family):
-        family = families.get(families.DEFAULT if family is None else family)
-    return family.heads_in(names)
+    return families.get(families.DEFAULT if family is None else family).heads_in(names)
 
 
 def find_config(folder, prefer_google=False):
@@ -237,7 +235,7 @@ def output_config(raw, normalized, family, arrays, style, family_values=None):
     >>> output_config(raw, load_config(raw), "bert", {}, "hf")["hidden_act"]
     'gelu_new'
     """
-    family = family if isinstance(family, families.Family) else families.get(family)
+    family = families.get(family)
     word = arrays.get(family.vocab_variable)
     hidden = normalized["hidden_size"]
     heads = normalized["num_attention_heads"]

@@ -39,7 +39,8 @@ def model_names():
 
 
 def get(name):
-    """The :class:`Family` called ``name``, or owning the ``model=`` name ``name``.
+    """The :class:`Family` called ``name``, or owning the ``model=`` name ``name`` (a
+    :class:`Family` passed in is returned as it is).
 
     Raises:
         ModelTypeError: naming the known families and models.
@@ -49,6 +50,8 @@ def get(name):
     >>> get("albert_unshared").name, get("nezha").hf_class
     ('albert', 'Nezha')
     """
+    if isinstance(name, Family):
+        return name
     if isinstance(name, str):
         key = name.lower()
         if key in FAMILIES:

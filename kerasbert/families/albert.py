@@ -63,4 +63,6 @@ ALBERT = Family(
     tf_files=("albert_model.ckpt", "albert_config.json"),
     vocab_variable="bert/embeddings/word_embeddings",
     index_fields=("embedding_size",),
+    tiny_config={"embedding_size": 6, "num_hidden_layers": 4, "num_hidden_groups": 2,
+                 "inner_group_num": 2},  # fmt: skip
 )

@@ -42,4 +42,5 @@ NEZHA = Family(
     config_keys=("max_relative_position",),
     config_constants={"use_relative_position": True},
     vocab_variable="bert/embeddings/word_embeddings",
+    tiny_config={"max_relative_position": 3},
 )

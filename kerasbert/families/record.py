@@ -88,6 +88,9 @@ class Family:
         tf_files: ``(checkpoint prefix, config file)`` a TF conversion writes.
         vocab_variable: the canonical name whose rows are the vocabulary.
         index_fields: index-entry fields this family requires beyond the common ones.
+        tiny_config: config values that, over a tiny BERT-sized config, exercise what is
+            particular to the family (for the round trip over every family and format in
+            the tests, and ``--tiny`` smoke runs).
     """
 
     name: str
@@ -108,6 +111,7 @@ class Family:
     tf_files: tuple = ("bert_model.ckpt", "bert_config.json")
     vocab_variable: str = ""
     index_fields: tuple = ()
+    tiny_config: dict = field(default_factory=dict)
 
     def model(self, name=None):
         """The :class:`ModelEntry` called ``name`` (the default one when None)."""
