@@ -28,6 +28,9 @@ BASE_CONFIG = {
     "hidden_act": "gelu",
 }  # fmt: skip
 MODEL_ENTRIES = [(f.name, m) for f in families.FAMILIES.values() for m in f.models]
+EACH_MODEL = pytest.mark.parametrize(
+    "family_name, entry", MODEL_ENTRIES, ids=[m.name for _, m in MODEL_ENTRIES]
+)
 
 
 def _config(family):
@@ -64,7 +67,7 @@ def _assert_same_model(got, expected):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("family_name, entry", MODEL_ENTRIES, ids=[m.name for _, m in MODEL_ENTRIES])
+@EACH_MODEL
 def test_every_model_round_trips_through_every_format(family_name, entry, tmp_path):
     family = families.get(family_name)
     config, heads = _config(family), _heads(family)
@@ -96,8 +99,8 @@ def test_every_model_round_trips_through_every_format(family_name, entry, tmp_pa
         _assert_same_model(load_model(out, **heads), built)
 
 
-@pytest.mark.parametrize("family_name, entry", MODEL_ENTRIES, ids=[m.name for _, m in MODEL_ENTRIES])
-def test_a_built_model_is_detected_as_its_family(family_name, entry, tmp_path):
+@EACH_MODEL
+def test_a_built_model_is_detected_as_its_family(family_name, entry):
     family = families.get(family_name)
     model = kerasbert.build_transformer_model(_config(family), model=entry.name)
     assert families.get(entry.name) is family
@@ -184,9 +187,9 @@ def _string_constants(path):
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
             docstrings.add(id(body[0].value))
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if id(node) not in docstrings:
-                yield node.lineno, node.value
+        is_string = isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if is_string and id(node) not in docstrings:
+            yield node.lineno, node.value
 
 
 def test_only_the_registry_and_model_files_name_a_family():
