@@ -58,7 +58,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     With no relative-position term and no active attention dropout the fused
     ``keras.ops.dot_product_attention`` is used; otherwise an einsum path, which subclasses
-    extend with position terms (``split_inputs`` returns them as ``extras``).
+    extend with position terms (``split_inputs`` returns them as ``relative_positions``).
 
     Args:
         heads: number of attention heads.
@@ -129,12 +129,16 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.reshape(x, (batch, length, self.heads, size))
 
     def split_inputs(self, inputs):
-        """``(q, k, v, bias, extras)`` from the input list; subclasses take more inputs."""
+        """``(q, k, v, bias, relative_positions)`` from the input list.
+
+        ``relative_positions`` is None here; :class:`RelativeMultiHeadAttention` takes one
+        more input and returns its relative-position encodings (per pair or per distance).
+        """
         bias = inputs[3] if len(inputs) > 3 else None
         return inputs[0], inputs[1], inputs[2], bias, None
 
     def call(self, inputs, mask=None, training=None):
-        q, k, v, bias, extras = self.split_inputs(inputs)
+        q, k, v, bias, relative_positions = self.split_inputs(inputs)
         key_mask = None
         if mask is not None:
             key_mask = mask[2] if mask[2] is not None else mask[1]
@@ -145,7 +149,8 @@ class MultiHeadAttention(keras.layers.Layer):
         scale = 1.0 / self.key_size**0.5 if self.attention_scale else 1.0
 
         dropout_active = bool(training) and self.attention_dropout > 0
-        if extras is None and not dropout_active and _fused_attention_supported(qw.dtype):
+        fused = relative_positions is None and not dropout_active
+        if fused and _fused_attention_supported(qw.dtype):
             fused_mask = None
             if key_mask is not None:
                 fused_mask = ops.cast(key_mask, "bool")[:, None, None, :]
@@ -153,34 +158,34 @@ class MultiHeadAttention(keras.layers.Layer):
                 bias = ops.cast(bias, qw.dtype)
             o = ops.dot_product_attention(qw, kw, vw, bias=bias, mask=fused_mask, scale=scale)
         else:
-            o = self.attend(qw, kw, vw, bias, key_mask, scale, training, extras)
+            o = self.attend(qw, kw, vw, bias, key_mask, scale, training, relative_positions)
 
         batch, length = ops.shape(o)[0], ops.shape(o)[1]
         o = ops.reshape(o, (batch, length, self.heads * self.head_size))
         return self.output_dense(o)
 
-    def attention_logits(self, qw, kw, extras):
+    def attention_logits(self, qw, kw, relative_positions):
         """Raw logits ``(batch, heads, q_len, k_len)``; subclasses add position terms."""
         return mixed_einsum("bthd,bshd->bhts", qw, kw)
 
-    def attention_output(self, probs, vw, extras):
+    def attention_output(self, probs, vw, relative_positions):
         """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms."""
         return ops.cast(mixed_einsum("bhts,bshd->bthd", probs, vw), vw.dtype)
 
-    def attend(self, qw, kw, vw, bias, key_mask, scale, training, extras=None):
+    def attend(self, qw, kw, vw, bias, key_mask, scale, training, relative_positions=None):
         """The einsum path: logits, bias, key mask, float32 softmax, dropout, values."""
         # Mixed precision: the logits are float32, as in the fused kernel: on JAX
         # mixed_einsum accumulates 16-bit q·k into a float32 result (rounded to 16 bits,
         # large logits lose the differences the softmax depends on); scale, bias, mask and
         # softmax then run in float32. Probabilities go back to v's dtype for the product
         # with the values.
-        logits = ops.cast(self.attention_logits(qw, kw, extras), "float32") * scale
+        logits = ops.cast(self.attention_logits(qw, kw, relative_positions), "float32") * scale
         if bias is not None:
             logits = logits + ops.cast(bias, "float32")
         logits = sequence_masking(logits, key_mask, "-inf", axis=-1)
         probs = ops.softmax(logits, axis=-1)
         probs = self.dropout(ops.cast(probs, vw.dtype), training=training)
-        return self.attention_output(_materialized(probs), vw, extras)
+        return self.attention_output(_materialized(probs), vw, relative_positions)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0][:-1]) + (self.out_dim,)

@@ -178,29 +178,30 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     # first ((t, batch * heads, ...) layouts) lets XLA run them as one batched GEMM, faster
     # on CPU than the equivalent einsum on the (batch, heads, t, ...) layout (bench/README.md,
     # NEZHA in "Families").
-    def attention_logits(self, qw, kw, extras):
-        logits = super().attention_logits(qw, kw, extras)
-        if len(extras.shape) == 2:  # one row per distance (see split_inputs)
+    def attention_logits(self, qw, kw, relative_positions):
+        logits = super().attention_logits(qw, kw, relative_positions)
+        if len(relative_positions.shape) == 2:  # one row per distance (see split_inputs)
             # Mixed precision: q·r accumulates into float32 like q·k (see attention_logits).
             q = ops.transpose(qw, (0, 2, 1, 3))
-            by_distance = mixed_einsum("bhtd,rd->bhtr", q, ops.cast(extras, qw.dtype))
+            by_distance = mixed_einsum("bhtd,rd->bhtr", q, ops.cast(relative_positions, qw.dtype))
             return logits + _pairs_from_distances(by_distance, ops.shape(kw)[1])
         batch, length = ops.shape(qw)[0], ops.shape(qw)[1]
         q = ops.reshape(ops.transpose(qw, (1, 0, 2, 3)), (length, -1, self.key_size))
         # Mixed precision: q·r_ij accumulates into float32 like q·k (see attention_logits).
-        relative = mixed_einsum("tnd,tsd->tns", q, ops.cast(extras, qw.dtype))
+        relative = mixed_einsum("tnd,tsd->tns", q, ops.cast(relative_positions, qw.dtype))
         relative = ops.reshape(relative, (length, batch, self.heads, -1))
         return logits + ops.transpose(relative, (1, 2, 0, 3))
 
-    def attention_output(self, probs, vw, extras):
-        output = super().attention_output(probs, vw, extras)
-        if len(extras.shape) == 2:  # one row per distance (see split_inputs)
+    def attention_output(self, probs, vw, relative_positions):
+        output = super().attention_output(probs, vw, relative_positions)
+        if len(relative_positions.shape) == 2:  # one row per distance (see split_inputs)
             by_distance = _distances_from_pairs(probs)
-            relative = mixed_einsum("bhtr,rd->bhtd", by_distance, ops.cast(extras, probs.dtype))
+            table = ops.cast(relative_positions, probs.dtype)
+            relative = mixed_einsum("bhtr,rd->bhtd", by_distance, table)
             return output + ops.cast(ops.transpose(relative, (0, 2, 1, 3)), output.dtype)
         batch, length = ops.shape(probs)[0], ops.shape(probs)[2]
         p = ops.reshape(ops.transpose(probs, (2, 0, 1, 3)), (length, -1, ops.shape(probs)[3]))
-        relative = mixed_einsum("tns,tsd->tnd", p, ops.cast(extras, probs.dtype))
+        relative = mixed_einsum("tns,tsd->tnd", p, ops.cast(relative_positions, probs.dtype))
         relative = ops.cast(relative, output.dtype)
         relative = ops.reshape(relative, (length, batch, self.heads, self.head_size))
         return output + ops.transpose(relative, (1, 0, 2, 3))
