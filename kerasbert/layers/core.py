@@ -29,8 +29,19 @@ class BiasAdd(keras.layers.Layer):
         return tuple(input_shape)
 
 
+class SequenceReduction(keras.layers.Layer):
+    """Base of the layers that reduce ``(batch, seq_len, ...)`` to ``(batch, ...)``: the
+    sequence axis and its mask are gone from the output."""
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(input_shape[2:])
+
+
 @keras.saving.register_keras_serializable(package="kerasbert")
-class TokenSlice(keras.layers.Layer):
+class TokenSlice(SequenceReduction):
     """Takes the vector at one position of a sequence (the ``Pooler`` layer takes [CLS]).
 
     Args:
@@ -49,12 +60,6 @@ class TokenSlice(keras.layers.Layer):
 
     def call(self, inputs):
         return inputs[:, self.index]
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0],) + tuple(input_shape[2:])
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from kerasbert.errors import ConfigError
+from kerasbert.layers.core import SequenceReduction
 from kerasbert.pooling_names import POOLINGS
 
 
@@ -60,7 +61,7 @@ def l2_normalize(x, epsilon=1e-12):
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class MaskedGlobalPooling1D(keras.layers.Layer):
+class MaskedGlobalPooling1D(SequenceReduction):
     """Pools ``(batch, seq_len, dim)`` to ``(batch, dim)`` over the unmasked positions only.
 
     The mask is the input's Keras mask (or the ``mask`` call argument); without one every
@@ -95,12 +96,6 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         return ops.cast(masked_pooling(inputs, mask, self.mode), self.compute_dtype)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0],) + tuple(input_shape[2:])
 
     def get_config(self):
         config = super().get_config()
