@@ -1,4 +1,4 @@
-"""WordPiece tokenization compatible with bert4keras's ``Tokenizer``.
+"""The WordPiece tokenizer, compatible with bert4keras's ``Tokenizer``.
 
 Behaviour (bert4keras's, which these docs call "the reference" below):
 
@@ -18,7 +18,8 @@ faster than the Rust path (bench/bench_tokenizer.py). With ``fast=True`` (or ``f
 when the optional Rust ``tokenizers`` package is installed, ``pip install kerasbert[fast]``)
 the same class uses Rust for ``tokenize`` / ``encode`` / ``encode_batch`` and returns
 identical results; texts whose characters the two implementations treat differently go
-through the Python path.
+through the Python path. (``import tokenizers`` in this package is that Rust library, not
+``kerasbert.tokenizers``: the package only imports absolutely.)
 
 Where bert4keras and HF's ``BertTokenizer`` disagree, kerasbert follows bert4keras:
 
@@ -40,229 +41,22 @@ reference shifts every later position; and it never raises (a token it cannot pl
 ``[]``).
 """
 
-import functools
 import os
 import re
-import sys
 import unicodedata
 
 import numpy as np
 
 from kerasbert.errors import KerasBertError
-
-# -- character classes, built once from this Python's Unicode database ---------------------------
-
-
-def _ranges_to_class(codepoints):
-    """A regex character class body for a sorted list of code points."""
-    parts, start, previous = [], None, None
-    for cp in codepoints:
-        if start is None:
-            start = previous = cp
-        elif cp == previous + 1:
-            previous = cp
-        else:
-            parts.append((start, previous))
-            start = previous = cp
-    if start is not None:
-        parts.append((start, previous))
-
-    def escape(cp):
-        return re.escape(chr(cp)) if cp > 0x20 else f"\\x{cp:02x}"
-
-    return "".join(escape(a) if a == b else f"{escape(a)}-{escape(b)}" for a, b in parts)
-
-
-CJK_RANGES = (
-    (0x4E00, 0x9FFF),
-    (0x3400, 0x4DBF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0xF900, 0xFAFF),
-    (0x2F800, 0x2FA1F),
+from kerasbert.tokenizers.characters import (
+    _NO_SPACE_AFTER,
+    _patterns,
+    is_cjk_character,
+    is_punctuation,
+    is_removed,
 )
-
-
-def is_cjk_character(ch):
-    """Whether a character is a CJK ideograph (the ranges BERT's tokenizer uses)."""
-    code = ord(ch)
-    return any(a <= code <= b for a, b in CJK_RANGES)
-
-
-def is_punctuation(ch):
-    """ASCII symbols and every Unicode P* character."""
-    code = ord(ch)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
-
-
-def is_removed(ch):
-    """NUL, U+FFFD and control / format characters (after spaces are recognised)."""
-    return ord(ch) == 0 or ord(ch) == 0xFFFD or unicodedata.category(ch) in ("Cc", "Cf")
-
-
-@functools.lru_cache(maxsize=1)
-def _character_sets():
-    """Code points of each character class, from this Python's Unicode database."""
-    sets = {"removed": [], "marks": [], "punctuation": [], "spaces": [], "odd": []}
-    category = unicodedata.category
-    for cp in range(sys.maxunicode + 1):
-        cat = category(chr(cp))
-        if cat in ("Cn", "Co", "Cs", "Me", "Mc"):  # Cn: most code points, skip the rest
-            sets["odd"].append(cp)
-        elif cat in ("Zs", "Zl", "Zp") or cp in (9, 10, 13):
-            sets["spaces"].append(cp)
-        elif cat == "Cc" or cat == "Cf" or cp == 0xFFFD:
-            sets["removed"].append(cp)
-        elif (
-            cat[0] == "P" or 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
-        ):
-            sets["punctuation"].append(cp)
-        elif cat == "Mn":
-            sets["marks"].append(cp)
-    sets["odd"].extend(range(0x2B820, 0x2B920))  # CJK to the reference, not to HF's Rust code
-    return sets
-
-
-@functools.lru_cache(maxsize=2)
-def _patterns(bmp_only=False):
-    """Compiled regexes for removal, combining marks, and word splitting.
-
-    ``re`` tests a character against a class's astral ranges one by one, so text without
-    astral characters (``max(text) < "\U00010000"``, most text) uses classes limited to the
-    Basic Multilingual Plane, which ``re`` tests with a bitmap.
-    """
-    sets = _character_sets()
-
-    def char_class(name, extra=()):
-        points = sorted(set(sets[name]).union(extra) if extra else sets[name])
-        return _ranges_to_class([cp for cp in points if cp < 0x10000] if bmp_only else points)
-
-    cjk = "".join(
-        f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in CJK_RANGES
-        if not bmp_only or b < 0x10000
-    )
-    punct, space = char_class("punctuation"), char_class("spaces")
-    return {
-        "removed": re.compile(f"[{char_class('removed')}]+"),
-        "marks": re.compile(f"[{char_class('marks')}]+"),
-        "marks_or_removed": re.compile(f"[{char_class('marks', sets['removed'])}]+"),
-        "words": re.compile(f"[{cjk}]|[{punct}]|[^{cjk}{punct}{space}]+"),
-        # Characters the Rust tokenizer treats differently: it removes private-use and
-        # unassigned ones and strips enclosing / spacing marks with the accents. Texts with
-        # astral characters always take the Python path.
-        "rust_differs": re.compile(
-            f"[{_ranges_to_class([cp for cp in sets['odd'] if cp < 0x10000])}"
-            "\u03a3\U00010000-\U0010ffff]"
-        ),
-    }
-
-
-# -- vocabularies ---------------------------------------------------------------------------------
-
-
-def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
-    """Read a ``vocab.txt`` (one token per line) into ``{token: id}``.
-
-    Args:
-        dict_path: path of the vocabulary file.
-        encoding: its text encoding.
-        simplified: drop multi-character tokens that contain CJK characters or
-            punctuation (useless for character-level Chinese models) and return
-            ``(token_dict, keep_tokens)``; pass ``keep_tokens`` to
-            ``build_transformer_model`` to shrink the embeddings to match.
-        startswith: tokens placed first in the simplified vocabulary, in this order.
-
-    Example:
-
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "vocab.txt")
-    >>> _ = open(p, "w").write("[PAD]\\n[UNK]\\n中国\\n##s\\nhello\\n")
-    >>> load_vocab(p)["hello"]
-    4
-    >>> load_vocab(p, simplified=True, startswith=["[PAD]", "[UNK]"])
-    ({'[PAD]': 0, '[UNK]': 1, '##s': 2, 'hello': 3}, [0, 1, 3, 4])
-    """
-    dict_path = os.fspath(dict_path)
-    if not os.path.isfile(dict_path):
-        raise KerasBertError(f"Vocabulary file {dict_path!r} does not exist; check the path.")
-    token_dict = {}
-    try:
-        with open(dict_path, encoding=encoding) as reader:
-            for line in reader:
-                token = line.split()
-                token = token[0] if token else line.strip()
-                token_dict[token] = len(token_dict)
-    except UnicodeDecodeError as e:
-        raise KerasBertError(
-            f"Vocabulary {dict_path!r} is not {encoding} text ({e}); pass encoding=..."
-        ) from None
-    if not simplified:
-        return token_dict
-
-    new_token_dict, keep_tokens = {}, []
-    for token in startswith or []:
-        if token not in token_dict:
-            raise KerasBertError(f"startswith token {token!r} is not in {dict_path!r}.")
-        new_token_dict[token] = len(new_token_dict)
-        keep_tokens.append(token_dict[token])
-    for token, index in sorted(token_dict.items(), key=lambda item: item[1]):
-        if token in new_token_dict:
-            continue
-        stem = token[2:] if token.startswith("##") else token
-        if len(token) > 1 and any(is_cjk_character(c) or is_punctuation(c) for c in stem):
-            continue
-        new_token_dict[token] = len(new_token_dict)
-        keep_tokens.append(index)
-    return new_token_dict, keep_tokens
-
-
-def save_vocab(dict_path, token_dict, encoding="utf-8"):
-    """Write ``{token: id}`` as a ``vocab.txt``, in id order.
-
-    Example:
-
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "vocab.txt")
-    >>> save_vocab(p, {"b": 1, "a": 0})
-    >>> open(p).read()
-    'a\\nb\\n'
-    """
-    with open(dict_path, "w", encoding=encoding) as writer:
-        for token, _ in sorted(token_dict.items(), key=lambda item: item[1]):
-            writer.write(token + "\n")
-
-
-def truncate_sequences(maxlen, indices, *sequences):
-    """Pop items from the longest sequence (the first on ties) until they fit ``maxlen``.
-
-    Args:
-        maxlen: the total length allowed.
-        indices: the position popped from each sequence (one int for all, or a list).
-        *sequences: lists, modified in place; None / empty ones are ignored.
-
-    Example:
-
-    >>> a, b = [1, 2, 3, 4], [5, 6, 7]
-    >>> truncate_sequences(5, -1, a, b)
-    [[1, 2], [5, 6, 7]]
-    """
-    sequences = [s for s in sequences if s]
-    if not isinstance(indices, (list, tuple)):
-        indices = [indices] * len(sequences)
-    while True:
-        lengths = [len(s) for s in sequences]
-        if sum(lengths) <= maxlen:
-            return sequences
-        i = int(np.argmax(lengths))
-        sequences[i].pop(indices[i])
-
-
-# -- the tokenizer ---------------------------------------------------------------------------------
+from kerasbert.tokenizers.truncation import truncate_sequences
+from kerasbert.tokenizers.vocab import load_vocab
 
 
 class Tokenizer:
@@ -678,17 +472,3 @@ class Tokenizer:
                     start, end = encoding.offsets[i]
                     tokens[i] = self._normalize(text[start:end])
         return tokens
-
-
-_CJK_PUNCTUATION = (
-    "\uff02\uff03\uff04\uff05\uff06\uff07\uff08\uff09\uff0a\uff0b\uff0c\uff0d\uff0f\uff1a"
-    "\uff1b\uff1c\uff1d\uff1e\uff20\uff3b\uff3c\uff3d\uff3e\uff3f\uff40\uff5b\uff5c\uff5d"
-    "\uff5e\uff5f\uff60\uff62\uff63\uff64\u3000\u3001\u3003\u3008\u3009\u300a\u300b\u300c"
-    "\u300d\u300e\u300f\u3010\u3011\u3014\u3015\u3016\u3017\u3018\u3019\u301a\u301b\u301c"
-    "\u301d\u301e\u301f\u3030\u303e\u303f\u2013\u2014\u2018\u2019\u201b\u201c\u201d\u201e"
-    "\u201f\u2026\u2027\ufe4f\ufe51\ufe54\u00b7\uff01\uff1f\uff61\u3002"
-)
-# Characters after which ``decode`` removes the space: CJK punctuation and opening symbols.
-_NO_SPACE_AFTER = re.compile(
-    "({}) ".format("|".join(re.escape(p) for p in _CJK_PUNCTUATION + "+-/={(<["))
-)
