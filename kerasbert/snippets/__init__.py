@@ -58,7 +58,7 @@ from kerasbert.snippets.text import (
     strQ2B,
     text_segmentate,
 )
-from kerasbert.tokenizers import truncate_sequences
+from kerasbert.tokenizers.truncation import truncate_sequences
 
 __all__ = [
     "AutoRegressiveDecoder",
