@@ -24,7 +24,6 @@ def test_minilm_matches_transformers(minilm_dir):
     np.testing.assert_allclose(embeddings, g["sentence_embeddings"], atol=1e-5)
     cosine = float(embeddings[0] @ embeddings[1])
     assert abs(cosine - float(g["cosine_01"])) < 1e-5
-    assert abs(cosine - 0.755) < 0.001
 
 
 def test_tokenizer_gives_reference_ids(minilm_dir):
