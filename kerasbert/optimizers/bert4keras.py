@@ -146,7 +146,16 @@ def _lr_schedule(cls, args, kwargs):
 
 
 class _EMAWeights:
-    """bert4keras's EMA-optimizer methods, over Keras's ``use_ema`` average."""
+    """bert4keras's EMA-optimizer methods, over Keras's ``use_ema`` average.
+
+    The model variables are given *copies* of the averages. Keras's own
+    ``finalize_variable_values`` assigns the average variable itself, and on JAX that makes
+    the model variable and the optimizer's average hold one array; ``predict`` and ``fit``
+    donate the model's arrays to their compiled steps, which deleted the average too
+    (``Array has been deleted`` in ``save_weights``, ``Buffer has been deleted or donated``
+    in the next ``fit``). The backup is a numpy copy on the host, which the model never
+    shares either.
+    """
 
     def finalize_variable_values(self, var_list):
         # Keras would overwrite the model with the average when fit ends; bert4keras did not.
@@ -159,8 +168,12 @@ class _EMAWeights:
                 "The optimizer has taken no step yet, so it has no weight average; train first."
             )
         variables = self._trainable_variables
+        averages = self._model_variables_moving_average
         self._ema_backup = [ops.convert_to_numpy(v) for v in variables]
-        super().finalize_variable_values(variables)
+        for variable, average in zip(variables, averages):
+            if average is not None:
+                # A new array (on the device), never the average's own.
+                variable.assign(ops.copy(average))
 
     def reset_old_weights(self):
         """Give the model back the weights :meth:`apply_ema_weights` backed up."""
