@@ -42,7 +42,8 @@ class DistributionError(KerasBertError, ValueError):
 
 
 # Optional prefix: a kerasbert model built inside another layer's scope gets one.
-_PREFIX = r"(?:.*/)?"
+# Any path above the layer, and a builder's layer-name prefix ("Successor-").
+_PREFIX = r"(?:.*/)?(?:[^/]*-)?"
 # Block names of every family: ``Transformer-3`` (BERT, NEZHA, unshared ALBERT),
 # ``Transformer`` (shared ALBERT), ``Transformer-Group1-Inner0``, ``Transformer-2-Inner1``.
 _BLOCK = _PREFIX + r"Transformer(?:-[^/]+)?"

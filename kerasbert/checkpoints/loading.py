@@ -29,11 +29,15 @@ class LoadReport:
             model lacks, step counters).
         problems: descriptions of missing or misshaped variables (non-empty only with
             ``ignore_invalid_weights=True``).
+        untouched: paths of model variables outside the mapped layers (layers a script
+            added around the builder's, e.g. a label embedding feeding a conditional
+            layer norm), left as they were.
     """
 
     loaded: list = field(default_factory=list)
     unused: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    untouched: list = field(default_factory=list)
 
 
 def layer_variables(layer):
@@ -68,8 +72,9 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
     return shape
 
 
-def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial=()):
-    """Pair model variables with checkpoint names; collect what does not fit."""
+def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial, model_layers):
+    """Pair model variables with checkpoint names; collect what does not fit, and the
+    variables of layers outside ``model_layers`` (left alone)."""
     layers = {layer.name: layer for layer in model.layers}
     plan, problems, mapped = [], [], set()
     for layer_name, sources in mapping.items():
@@ -97,10 +102,18 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial
                 continue
             plan.append((variable, name, transform))
     keep_initial = [re.compile(pattern) for pattern in keep_initial]
-    for variable in model.weights:
-        if variable.path not in mapped and not any(p.search(variable.path) for p in keep_initial):
-            problems.append(f"no checkpoint variable is mapped to {variable.path}")
-    return plan, problems
+    owned = set(layers) if model_layers is None else set(model_layers)
+    untouched, seen = [], set()
+    for layer in model.layers:
+        for variable in layer.weights:
+            if id(variable) in seen or variable.path in mapped:
+                continue
+            seen.add(id(variable))
+            if layer.name not in owned:
+                untouched.append(variable.path)
+            elif not any(p.search(variable.path) for p in keep_initial):
+                problems.append(f"no checkpoint variable is mapped to {variable.path}")
+    return plan, problems, untouched
 
 
 def load_weights(
@@ -111,6 +124,7 @@ def load_weights(
     keep_tokens=None,
     compound_tokens=None,
     keep_initial=(),
+    model_layers=None,
 ):
     """Assign a checkpoint's variables to a model through a variable mapping.
 
@@ -126,6 +140,9 @@ def load_weights(
             embeddings are averaged.
         keep_initial: regexes of variable paths that no checkpoint holds and that keep their
             initial values (e.g. a conditional layer norm's projections).
+        model_layers: names of the layers whose every variable the checkpoint must provide
+            (a builder's own layers); variables of the model's other layers are left as they
+            are and listed in ``LoadReport.untouched``. None: every layer of the model.
 
     Returns:
         A :class:`LoadReport`.
@@ -147,8 +164,10 @@ def load_weights(
     ...
     kerasbert.errors.WeightLoadingError: ...
     """
-    plan, problems = _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial)
-    report = LoadReport(problems=problems)
+    plan, problems, untouched = _plan(
+        model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial, model_layers
+    )
+    report = LoadReport(problems=problems, untouched=untouched)
     if problems:
         listing = "\n  ".join(problems[:40])
         more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""

@@ -53,7 +53,9 @@ class BERT(Transformer):
         with_nsp: add the next-sentence head over the pooler (``True`` = softmax, or an
             activation name such as ``"linear"`` for logits); implies ``with_pool``.
         with_mlm: add the MLM head tied to the token embedding (``True`` = softmax, or an
-            activation name such as ``"linear"`` for logits).
+            activation name such as ``"linear"`` for logits). ``application="lm"`` and
+            ``"unilm"`` always have it (softmax unless an activation is named), as in
+            bert4keras: a language model is trained on token probabilities.
         layer_norm_cond: a tensor (e.g. a ``keras.Input`` of shape ``(dim,)``) that
             conditions every layer normalization (bert4keras's conditional LayerNorm); its
             projections start at zero, so a loaded model starts as the unconditioned one.
@@ -91,6 +93,9 @@ class BERT(Transformer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if self.application in ("lm", "unilm") and not with_mlm:
+            # A language model predicts tokens: as in bert4keras, it has the MLM head.
+            with_mlm = True
         self.layer_norm_cond = layer_norm_cond
         self.layer_norm_cond_hidden_size = layer_norm_cond_hidden_size
         self.layer_norm_cond_hidden_act = layer_norm_cond_hidden_act
@@ -107,9 +112,10 @@ class BERT(Transformer):
 
     # -- architecture ------------------------------------------------------------------------
     def get_inputs(self):
-        inputs = [keras.Input((self.sequence_length,), dtype="int32", name="Input-Token")]
+        shape = (self.sequence_length,)
+        inputs = [keras.Input(shape, dtype="int32", name=self.prefixed("Input-Token"))]
         if self.segment_vocab_size > 0:
-            inputs.append(keras.Input((self.sequence_length,), dtype="int32", name="Input-Segment"))
+            inputs.append(keras.Input(shape, dtype="int32", name=self.prefixed("Input-Segment")))
         return inputs + self.additional_input_layers
 
     def apply_embeddings(self, inputs):

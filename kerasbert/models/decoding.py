@@ -77,7 +77,8 @@ class IncrementalModel:
         if getattr(builder, "layer_norm_cond", None) is not None:
             raise ConfigError("IncrementalModel does not support conditional layer norms.")
         self.builder = builder
-        self.layers = {layer.name: layer for layer in builder.model.layers}
+        # The builder's layers by their names without the builder's prefix.
+        self.layers = {name[len(builder.prefix) :]: layer for name, layer in builder.layers.items()}
         self.blocks = builder.block_prefixes()
         positions = self.layers.get("Embedding-Position")
         table_rows = None if positions is None else int(positions.embeddings.shape[0])

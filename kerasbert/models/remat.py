@@ -24,6 +24,8 @@ incoming cotangent by an exact no-op, a real data dependency no compiler pass re
 cost: forward-mode differentiation (``jax.jvp``) through a block is not available.
 """
 
+import re
+
 import keras
 
 from kerasbert.errors import ConfigError
@@ -40,6 +42,8 @@ BLOCK_PARTS = (
     "FeedForward-Norm",
 )
 BLOCK_START, BLOCK_END = BLOCK_PARTS[0], BLOCK_PARTS[-1]
+# The last layer of a block, its name perhaps behind a builder's prefix ("Successor-").
+_BLOCK_END_NAME = re.compile(rf"(?:^|-)Transformer(?:-.+)?-{BLOCK_END}$")
 
 
 def check_gradient_checkpointing(value):
@@ -320,7 +324,7 @@ def _plan(model):
     block_of = {}
     for node in order:
         name = node.operation.name
-        if name.startswith("Transformer") and name.endswith("-" + BLOCK_END):
+        if _BLOCK_END_NAME.search(name):
             members = _block_nodes(node, own)
             if members and not any(i in block_of for i in members):
                 group = [n for n in order if id(n) in members]

@@ -45,7 +45,14 @@ class Transformer:
             about one tensor per block, for about one extra forward pass of compute. The
             model is then a :class:`kerasbert.models.remat.RematModel`, with the same layers,
             weights and outputs.
+        prefix: a string put before every layer name (inputs included), so that two models
+            of the same family can live in one Keras model (bert4keras's ``prefix``, e.g.
+            ``"Successor-"`` in BERT-of-Theseus); checkpoints load as without it.
         name: name of the keras.Model.
+
+    After :meth:`build`, the builder has bert4keras's ``inputs`` / ``input`` and
+    ``outputs`` / ``output`` (the model's tensors: lists, or the single one), ``model`` and
+    ``layers`` (every layer it created, by name).
 
     Example:
 
@@ -78,6 +85,7 @@ class Transformer:
         ignore_invalid_weights=False,
         application="encoder",
         gradient_checkpointing=False,
+        prefix=None,
         name=None,
     ):
         if keep_tokens is not None:
@@ -114,9 +122,13 @@ class Transformer:
         self.application = application
         self.gradient_checkpointing = check_gradient_checkpointing(gradient_checkpointing)
         self.attention_bias = None
+        if prefix is not None and not isinstance(prefix, str):
+            raise ConfigError(f"prefix must be a string, got {prefix!r}.")
+        self.prefix = prefix or ""
         self.name = name or self.default_name
         self.layers = {}
         self.model = None
+        self.inputs = self.input = self.outputs = self.output = None
         self.load_report = None
 
     # -- building ------------------------------------------------------------------------
@@ -133,10 +145,19 @@ class Transformer:
             arguments: extra keyword arguments of the layer's ``call``.
             **kwargs: the layer's constructor arguments, including ``name``.
         """
-        name = kwargs["name"]
+        name = kwargs["name"] = self.prefixed(kwargs["name"])
         if name not in self.layers:
             self.layers[name] = layer(**kwargs)
         return self.layers[name](inputs, **(arguments or {}))
+
+    def prefixed(self, name):
+        """``name`` with the builder's :attr:`prefix` in front (as the model's layers are
+        named)."""
+        return self.prefix + name
+
+    def layer(self, name):
+        """The layer this builder created under ``name`` (given without the prefix), or None."""
+        return self.layers.get(self.prefixed(name))
 
     def build(self):
         """Build and return the functional ``keras.Model`` (also kept as ``.model``)."""
@@ -146,10 +167,11 @@ class Transformer:
         for index in range(self.num_hidden_layers):
             outputs = self.apply_main_layers(outputs, index)
         outputs = self.apply_final_layers(outputs)
-        if self.gradient_checkpointing:
-            self.model = RematModel(inputs, outputs, name=self.name)
-        else:
-            self.model = keras.Model(inputs, outputs, name=self.name)
+        model_class = RematModel if self.gradient_checkpointing else keras.Model
+        self.model = model_class(inputs, outputs, name=self.name)
+        self.inputs, self.outputs = list(self.model.inputs), list(self.model.outputs)
+        self.input = self.inputs if len(self.inputs) > 1 else self.inputs[0]
+        self.output = self.outputs if len(self.outputs) > 1 else self.outputs[0]
         return self.model
 
     def get_inputs(self):
@@ -192,13 +214,15 @@ class Transformer:
         Returns the :class:`kerasbert.checkpoints.LoadReport` (also kept as
         ``.load_report``).
         """
+        mapping = {self.prefixed(name): v for name, v in self.variable_mapping().items()}
         self.load_report = open_checkpoint(checkpoint).load_into(
             self.model,
-            self.variable_mapping(),
+            mapping,
             ignore_invalid_weights=self.ignore_invalid_weights,
             keep_tokens=self.keep_tokens,
             compound_tokens=self.compound_tokens,
             keep_initial=self.variables_without_checkpoint,
+            model_layers=list(self.layers),
         )
         return self.load_report
 

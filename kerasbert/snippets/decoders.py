@@ -6,14 +6,23 @@
   ``_select_rows``;
 * :func:`softmax`: the numpy softmax the decoder uses for logits.
 
-All numpy; Keras is imported only by :meth:`AutoRegressiveDecoder.last_token`.
+All numpy; Keras is imported only by :meth:`AutoRegressiveDecoder.last_token`, whose
+:class:`LastTokenModel` pads the growing prefixes of a decoding to a few bucket lengths so
+that a bert4keras-style ``predict`` compiles a handful of programs, not one per step.
 """
 
 import functools
+import itertools
+import logging
 
 import numpy as np
 
+from kerasbert.compilation import CompilationCounter, bucket_length, make_buckets
 from kerasbert.errors import SnippetError
+
+logger = logging.getLogger(__name__)
+_LAST_TOKEN_NAME = "kerasbert_last_token"
+_LAST_TOKEN_IDS = itertools.count()
 
 
 class ViterbiDecoder:
@@ -202,16 +211,15 @@ class AutoRegressiveDecoder:
     def last_token(self, model):
         """``model`` with every output reduced to its last position (cached per model).
 
+        Returns a :class:`LastTokenModel`, whose ``predict`` takes the whole prefix at each
+        step, as bert4keras scripts pass it, and compiles one program per bucket length
+        and row count rather than one per step.
+
         Args:
             model: a Keras model whose outputs are ``(batch, seq, ...)``.
         """
         if model not in self.models:
-            import keras
-
-            from kerasbert.layers.core import TokenSlice
-
-            outputs = [TokenSlice(-1)(output) for output in model.outputs]
-            self.models[model] = keras.Model(model.inputs, outputs)
+            self.models[model] = LastTokenModel(model)
         return self.models[model]
 
     def predict(self, inputs, output_ids, states=None):
@@ -352,3 +360,127 @@ class AutoRegressiveDecoder:
                         break
         results.extend(output_ids)
         return results
+
+
+def _masks_padding(model):
+    """Whether ``model`` ignores right-padding with id 0: a kerasbert model, whose token
+    embedding masks id 0 in every attention layer."""
+    return any(
+        layer.name.endswith("Embedding-Token") and getattr(layer, "mask_zero", False)
+        for layer in model.layers
+    )
+
+
+class LastTokenModel:
+    """The outputs of a model at the last position of its inputs, for step-wise decoding.
+
+    A decoder's ``predict`` passes prefixes that grow by one id per step and a row count
+    that changes as beams end. For a kerasbert model (padding id 0 is masked, so ids
+    appended as padding change no real position's output), :meth:`predict` right-pads the
+    sequence inputs to a bucket length and the rows to a power of two, and runs one jitted
+    function per padded shape on JAX: a decoding compiles a handful of programs
+    (:attr:`num_compilations`), not one per step. Other models, and other backends, run
+    ``keras.Model.predict`` on the exact shapes.
+
+    Args:
+        model: a Keras model whose outputs are ``(batch, seq, ...)``.
+
+    Attributes:
+        model: the Keras model whose outputs are sliced at the last position.
+
+    Example:
+
+    >>> import kerasbert
+    >>> lm = kerasbert.build_transformer_model(
+    ...     {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 1,
+    ...      "num_attention_heads": 2, "intermediate_size": 16}, application="lm")
+    >>> last = LastTokenModel(lm)
+    >>> for n in range(3, 12):
+    ...     probas = last.predict([np.ones((2, n), "int32"), np.zeros((2, n), "int32")])
+    >>> probas.shape, last.num_compilations
+    ((2, 20), 1)
+    """
+
+    def __init__(self, model):
+        import keras
+
+        from kerasbert.layers.core import TokenSlice
+
+        self.source = model
+        outputs = [TokenSlice(-1)(output) for output in model.outputs]
+        self.model = keras.Model(model.inputs, outputs)
+        self.inputs, self.outputs = self.model.inputs, self.model.outputs
+        self.padded = keras.backend.backend() == "jax" and _masks_padding(model)
+        # Inputs with a free sequence axis are padded; others (a label, a vector) are not.
+        self._sequence_inputs = [len(x.shape) >= 2 and x.shape[1] is None for x in model.inputs]
+        positions = [getattr(layer, "input_dim", None) for layer in model.layers
+                     if layer.name.endswith("Embedding-Position")]  # fmt: skip
+        self.buckets = make_buckets(positions[0] if positions else 4096, start=16, growth=1.25)
+        self._name = f"{_LAST_TOKEN_NAME}_{next(_LAST_TOKEN_IDS)}"
+        self._compilations = CompilationCounter(name=self._name)
+        self._function = None
+
+    @property
+    def num_compilations(self):
+        """The programs the padded path has compiled so far (0 when it is not used)."""
+        return self._compilations.count
+
+    def __call__(self, inputs, **kwargs):
+        return self.model(inputs, **kwargs)
+
+    def predict(self, inputs, batch_size=None, verbose=0, **kwargs):
+        """The outputs at the last position, as numpy arrays (one per model output).
+
+        Args:
+            inputs: the model's inputs (a list of arrays, or one array), rows of equal
+                length along the sequence axis.
+            batch_size, verbose, **kwargs: as ``keras.Model.predict`` (used when the padded
+                path does not apply; ``verbose`` defaults to 0, as in bert4keras).
+        """
+        several = isinstance(inputs, (list, tuple)) and len(inputs) == len(self.inputs) > 1
+        arrays = [np.asarray(x) for x in inputs] if several else [np.asarray(inputs)]
+        if len(self.inputs) == 1 and arrays[0].ndim == 3 and len(arrays[0]) == 1:
+            arrays = [arrays[0][0]]  # [ids] for a one-input model
+        if not self.padded or any(a.ndim < 2 for a in arrays[:1]):
+            return self.model.predict(inputs, batch_size=batch_size, verbose=verbose, **kwargs)
+        rows, length = arrays[0].shape[:2]
+        width = bucket_length(length, self.buckets) if length <= self.buckets[-1] else length
+        padded_rows = 1 << max(rows - 1, 0).bit_length()
+        padded = []
+        for array, is_sequence in zip(arrays, self._sequence_inputs):
+            array = np.concatenate([array, np.repeat(array[:1], padded_rows - rows, axis=0)])
+            if is_sequence:
+                pad = [(0, 0), (0, width - length)] + [(0, 0)] * (array.ndim - 2)
+                array = np.pad(array, pad)
+            padded.append(array)
+        outputs = self._run(padded, np.int32(length - 1))
+        outputs = [np.asarray(o)[:rows] for o in outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _run(self, arrays, position):
+        if self._function is None:
+            import jax
+            from keras import ops
+
+            model = self.source
+
+            def last_position(trainable, non_trainable, arrays, position):
+                outputs, _ = model.stateless_call(trainable, non_trainable, arrays)
+                outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+                return [ops.take(o, position, axis=1) for o in outputs]
+
+            last_position.__name__ = last_position.__qualname__ = self._name
+            self._function = jax.jit(last_position)
+        before = self._compilations.count
+        with self._compilations:
+            outputs = self._function(
+                [v.value for v in self.source.trainable_variables],
+                [v.value for v in self.source.non_trainable_variables],
+                arrays, position,
+            )  # fmt: skip
+        if self._compilations.count > before:
+            logger.info(
+                "LastTokenModel: compiled %s for padded inputs %s (%d compilations so far)",
+                self.source.name, [a.shape for a in arrays], self._compilations.count,
+            )  # fmt: skip
+        return outputs
