@@ -1,192 +1,51 @@
-"""Small ops helpers shared by the layers: GELU variants, activation lookup, masking.
+"""bert4keras's ``backend`` module on Keras 3: ``keras``, ``K`` and its helper functions.
 
-Everything here is written with ``keras.ops`` so it runs on any Keras backend; kerasbert
-selects JAX by default.
+bert4keras scripts start with ``from bert4keras.backend import keras, K``; with the package
+renamed they get:
+
+- ``keras``: the real Keras 3 module.
+- ``K``: :mod:`kerasbert.keras2_backend`, bert4keras's Keras 2 backend (``K.floatx()``,
+  ``K.int_shape(x)``, ``K.eval(x)``, ``K.concatenate(xs)`` on the last axis, ...) on
+  Keras 3 and JAX; its docstring says how names resolve.
+- bert4keras's helpers: ``set_gelu``, ``piecewise_linear``, ``search_layer``,
+  ``batch_gather``, ``align``, ``reshape``, ``flatten``, ``where``, ... and, re-exported
+  from :mod:`kerasbert.ops` (the tensor functions kerasbert's own layers use),
+  ``gelu_erf``, ``gelu_tanh``, ``sequence_masking``, ``sinusoidal_embeddings``, ...
+
+Importing this module also installs :mod:`kerasbert.keras2_compat`'s patch of
+``keras.Model``: ``save_weights("best_model.weights")`` / ``load_weights`` with
+bert4keras's file names, and nested Python lists as ``predict``/``fit``/... data. Only this
+import installs it; ``import kerasbert`` and ``import kerasbert.models`` do not.
 """
 
 import keras
 from keras import ops
 
+from kerasbert import keras2_backend as K
+from kerasbert import keras2_compat
+from kerasbert import ops as _core
 from kerasbert.errors import ConfigError
 from kerasbert.losses import (  # noqa: F401 (bert4keras scripts import them from the backend)
     multilabel_categorical_crossentropy,
     sparse_multilabel_categorical_crossentropy,
 )
+from kerasbert.ops import (  # noqa: F401 (bert4keras's backend names)
+    apply_rotary_position_embeddings,
+    gelu_erf,
+    gelu_tanh,
+    get_activation,
+    infinity,
+    sequence_masking,
+    set_infinity,
+    sinusoidal_embeddings,
+)
 
+reshape = K.reshape
+flatten = K.flatten
+where = K.where
+symbolic = K.symbolic
 
-@keras.saving.register_keras_serializable(package="kerasbert")
-def gelu_erf(x):
-    """Exact GELU, ``0.5 * x * (1 + erf(x / sqrt(2)))`` (HF's ``gelu``).
-
-    Example:
-
-    >>> float(gelu_erf(keras.ops.convert_to_tensor(1.0)))  # doctest: +ELLIPSIS
-    0.8413...
-    """
-    return ops.gelu(x, approximate=False)
-
-
-@keras.saving.register_keras_serializable(package="kerasbert")
-def gelu_tanh(x):
-    """Tanh-approximated GELU, as in Google's BERT/ALBERT/NEZHA code (HF's ``gelu_new``).
-
-    Example:
-
-    >>> float(gelu_tanh(keras.ops.convert_to_tensor(1.0)))  # doctest: +ELLIPSIS
-    0.8411...
-    """
-    return ops.gelu(x, approximate=True)
-
-
-_ACTIVATIONS = {
-    "gelu_erf": gelu_erf,
-    "gelu_tanh": gelu_tanh,
-    # bert4keras spells them this way.
-    "gelu": gelu_erf,
-}
-
-
-def get_activation(identifier):
-    """Return the activation function for a name, a callable, or None (linear).
-
-    ``gelu_erf`` / ``gelu_tanh`` are kerasbert's GELU variants; every other name goes to
-    ``keras.activations.get``.
-
-    Args:
-        identifier: a name such as ``"gelu_tanh"``, ``"relu"``, ``"softmax"``, a callable,
-            or None.
-
-    Example:
-
-    >>> get_activation("gelu_tanh") is gelu_tanh
-    True
-    """
-    if identifier is None or callable(identifier):
-        return keras.activations.get(identifier)
-    if identifier in _ACTIVATIONS:
-        return _ACTIVATIONS[identifier]
-    try:
-        return keras.activations.get(identifier)
-    except (ValueError, TypeError):
-        raise ConfigError(
-            f"Unknown activation {identifier!r}; use 'gelu_erf', 'gelu_tanh' or a Keras "
-            "activation name."
-        ) from None
-
-
-def sequence_masking(x, mask, value=0.0, axis=1):
-    """Set the positions of ``x`` where ``mask`` is false to ``value``.
-
-    Args:
-        x: tensor with a sequence axis.
-        mask: boolean or 0/1 tensor of shape (batch, seq_len), or None (no-op).
-        value: fill value; ``"-inf"`` / ``"inf"`` give a large finite number of that sign.
-        axis: the sequence axis of ``x`` that ``mask`` refers to.
-
-    Example:
-
-    >>> x = keras.ops.ones((1, 3, 2))
-    >>> m = keras.ops.convert_to_tensor([[1, 1, 0]])
-    >>> keras.ops.convert_to_numpy(sequence_masking(x, m))[0, :, 0].tolist()
-    [1.0, 1.0, 0.0]
-    """
-    if mask is None:
-        return x
-    if value in ("-inf", "inf"):
-        big = infinity() if keras.backend.standardize_dtype(x.dtype) == "float32" else 1e4
-        value = -big if value == "-inf" else big
-    axis = axis % len(x.shape)
-    mask = ops.cast(mask, "bool")
-    for _ in range(axis - 1):
-        mask = ops.expand_dims(mask, 1)
-    while len(mask.shape) < len(x.shape):
-        mask = ops.expand_dims(mask, -1)
-    return ops.where(mask, x, ops.cast(value, x.dtype))
-
-
-def sinusoidal_embeddings(positions, dim, base=10000.0):
-    """Sin/cos encodings of ``positions``: shape ``positions.shape + (dim,)``, float32.
-
-    Args:
-        positions: a tensor of (integer or float) positions, any shape.
-        dim: the encoding size; must be even.
-        base: the wavelength base; 10000 as in the Transformer paper.
-
-    Example:
-
-    >>> e = sinusoidal_embeddings(keras.ops.arange(3), 4)
-    >>> e.shape, [round(v, 3) for v in keras.ops.convert_to_numpy(e)[1].tolist()]
-    ((3, 4), [0.841, 0.54, 0.01, 1.0])
-    """
-    if dim % 2:
-        raise ConfigError(f"Sinusoidal embeddings need an even size; got dim={dim}.")
-    positions = ops.cast(positions, "float32")
-    exponents = ops.arange(0, dim // 2, dtype="float32") * (-2.0 / dim)
-    inv_freq = ops.power(ops.cast(base, "float32"), exponents)
-    angles = ops.expand_dims(positions, -1) * inv_freq
-    pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
-    return ops.reshape(pairs, tuple(ops.shape(angles)[:-1]) + (dim,))
-
-
-def apply_rotary_position_embeddings(sinusoidal, *tensors):
-    """Rotate each channel pair of ``tensors`` by its position's angle (RoPE).
-
-    With ``(s, c) = (sin, cos)`` of a pair's angle, channels ``(x0, x1)`` become
-    ``(x0 c - x1 s, x1 c + x0 s)``, so the dot product of a rotated query at position ``m``
-    and a rotated key at position ``n`` depends on ``m - n`` only.
-
-    Args:
-        sinusoidal: :func:`sinusoidal_embeddings` of shape ``(batch or 1, seq_len, dim)``.
-        *tensors: tensors of shape ``(batch, seq_len, ..., dim)`` (e.g. per-head queries and
-            keys ``(batch, seq_len, heads, dim)``), all of the same shape.
-
-    Returns:
-        The rotated tensor, or a list of them when more than one was given.
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.ones((1, 3, 2), "float32")
-    >>> y = apply_rotary_position_embeddings(sinusoidal_embeddings(np.arange(3)[None], 2), x)
-    >>> [round(v, 4) for v in keras.ops.convert_to_numpy(y)[0, 1].tolist()]
-    [-0.3012, 1.3818]
-    """
-    if not tensors:
-        raise ConfigError("apply_rotary_position_embeddings needs at least one tensor.")
-    outputs = []
-    for x in tensors:
-        table = ops.cast(sinusoidal, x.dtype)
-        while len(table.shape) < len(x.shape):
-            table = ops.expand_dims(table, -2)
-        cos = ops.repeat(table[..., 1::2], 2, axis=-1)
-        sin = ops.repeat(table[..., ::2], 2, axis=-1)
-        # (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)
-        swapped = ops.reshape(ops.stack([-x[..., 1::2], x[..., ::2]], axis=-1), ops.shape(x))
-        outputs.append(x * cos + swapped * sin)
-    return outputs[0] if len(outputs) == 1 else outputs
-
-
-# -- bert4keras's backend names -------------------------------------------------------------------
-# bert4keras scripts write ``K.sum(...)``, ``K.cast(...)``: Keras 3's ops provide those names.
-K = ops
-
-_INFINITY = [1e12]
-
-
-def infinity():
-    """The large number standing for infinity in masks (bert4keras's ``infinity``).
-
-    Example:
-
-    >>> infinity()
-    1000000000000.0
-    """
-    return _INFINITY[0]
-
-
-def set_infinity(value):
-    """Change the value :func:`infinity` returns (e.g. 1e4 for float16 work)."""
-    _INFINITY[0] = float(value)
+keras2_compat.install()
 
 
 def set_gelu(version):
@@ -195,6 +54,9 @@ def set_gelu(version):
     Model configs are unaffected (they name ``gelu_erf`` / ``gelu_tanh`` explicitly); this
     is for layers that a script creates with ``activation="gelu"`` through
     :func:`get_activation`.
+
+    Args:
+        version: ``"erf"`` (exact, the default) or ``"tanh"`` (the approximation).
 
     Example:
 
@@ -205,11 +67,16 @@ def set_gelu(version):
     version = str(version).lower()
     if version not in ("erf", "tanh"):
         raise ConfigError(f"set_gelu takes 'erf' or 'tanh', not {version!r}.")
-    _ACTIVATIONS["gelu"] = gelu_erf if version == "erf" else gelu_tanh
+    _core._ACTIVATIONS["gelu"] = gelu_erf if version == "erf" else gelu_tanh
 
 
 def piecewise_linear(t, schedule, from_zero=True):
     """bert4keras's piecewise-linear function of a step ``t`` ({step: value} knots).
+
+    Args:
+        t: the step (number or scalar tensor).
+        schedule: ``{step: value}``; linear between knots, constant after the last.
+        from_zero: start from value 0 at step 0 when the schedule has no step-0 knot.
 
     Example:
 
@@ -242,18 +109,90 @@ def batch_gather(params, indices):
     return ops.take_along_axis(params, ops.broadcast_to(expanded, target), axis=1)
 
 
+def align(tensor, axes, ndim=None):
+    """Insert size-1 axes so that axis ``i`` of ``tensor`` becomes axis ``axes[i]``.
+
+    Args:
+        tensor: tensor of rank ``len(axes)``.
+        axes: the new position of each axis, increasing.
+        ndim: rank of the result; None for ``max(axes) + 1``.
+
+    Example:
+
+    >>> align(keras.ops.ones((2, 5)), [0, 2], 4).shape
+    (2, 1, 5, 1)
+    """
+    if len(axes) != len(tensor.shape):
+        raise ConfigError(
+            f"align needs one position per axis of the tensor: got axes={list(axes)} for "
+            f"a tensor of rank {len(tensor.shape)}."
+        )
+    ndim = ndim or max(axes) + 1
+    index = [None] * ndim
+    for axis in axes:
+        index[axis] = slice(None)
+    return tensor[tuple(index)]
+
+
+def dtype(x):
+    """The dtype name of a tensor or variable, or None for anything else (bert4keras's
+    forgiving ``dtype``; ``K.dtype`` raises instead).
+
+    Args:
+        x: anything.
+
+    Example:
+
+    >>> dtype(keras.ops.ones(2)), dtype(3.0)
+    ('float32', None)
+    """
+    if ops.is_tensor(x) or isinstance(x, (keras.Variable, keras.KerasTensor)):
+        return keras.backend.standardize_dtype(x.dtype)
+    return None
+
+
 def swish(x):
-    """``x * sigmoid(x)``."""
+    """``x * sigmoid(x)``.
+
+    Args:
+        x: a float tensor.
+
+    Example:
+
+    >>> round(float(swish(keras.ops.convert_to_tensor(1.0))), 4)
+    0.7311
+    """
     return ops.silu(x)
 
 
 def leaky_relu(x, alpha=0.2):
-    """Leaky ReLU with bert4keras's default slope 0.2."""
+    """Leaky ReLU with bert4keras's default slope 0.2.
+
+    Args:
+        x: a float tensor.
+        alpha: the slope for negative inputs.
+
+    Example:
+
+    >>> round(float(leaky_relu(keras.ops.convert_to_tensor(-1.0))), 4)
+    -0.2
+    """
     return ops.leaky_relu(x, negative_slope=alpha)
 
 
 def root_mean_square(x, axis=None, keepdims=False):
-    """``sqrt(mean(x**2))`` over ``axis``."""
+    """``sqrt(mean(x**2))`` over ``axis``.
+
+    Args:
+        x: a float tensor.
+        axis: axis (or axes) to reduce; None for all.
+        keepdims: keep the reduced axes with size 1.
+
+    Example:
+
+    >>> float(root_mean_square(keras.ops.convert_to_tensor([3.0, 4.0, 0.0, 0.0])))
+    2.5
+    """
     return ops.sqrt(ops.mean(ops.square(x), axis=axis, keepdims=keepdims))
 
 
@@ -261,13 +200,22 @@ def search_layer(inputs, name, exclude_from=None):
     """Find the layer called ``name`` upstream of a symbolic tensor (bert4keras's helper).
 
     Args:
-        inputs: a Keras symbolic tensor, e.g. ``model.output``.
+        inputs: a Keras symbolic tensor (e.g. ``model.output``), or a layer (its output).
         name: the layer name.
         exclude_from: layers not to walk through.
 
     Returns:
         The layer, or None.
+
+    Example:
+
+    >>> x = keras.Input((3,))
+    >>> y = keras.layers.Dense(2, name="head")(keras.layers.Dense(4, name="body")(x))
+    >>> search_layer(y, "body").name, search_layer(y, "nowhere")
+    ('body', None)
     """
+    if isinstance(inputs, keras.layers.Layer):
+        inputs = inputs.output
     seen, stack = {id(layer) for layer in exclude_from or ()}, [inputs]
     while stack:
         tensor = stack.pop()

@@ -41,7 +41,8 @@ PROVIDED = {
         "piecewise_linear", "sequence_masking", "batch_gather", "swish", "leaky_relu",
         "root_mean_square", "search_layer", "sinusoidal_embeddings",
         "apply_rotary_position_embeddings", "multilabel_categorical_crossentropy",
-        "sparse_multilabel_categorical_crossentropy",
+        "sparse_multilabel_categorical_crossentropy", "align", "reshape", "flatten", "dtype",
+        "where", "symbolic",
     ],
 }  # fmt: skip
 

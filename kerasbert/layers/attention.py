@@ -5,9 +5,9 @@ import functools
 import keras
 from keras import ops
 
-from kerasbert.backend import sequence_masking
 from kerasbert.layers.dense import Dense, mixed_einsum
 from kerasbert.layers.dropout import Dropout
+from kerasbert.ops import sequence_masking
 
 
 @functools.cache

@@ -2,8 +2,8 @@
 
 import keras
 
-from kerasbert.backend import get_activation
 from kerasbert.layers.dense import Dense
+from kerasbert.ops import get_activation
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")

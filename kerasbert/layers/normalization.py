@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from kerasbert.backend import get_activation
 from kerasbert.errors import ConfigError
+from kerasbert.ops import get_activation
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")

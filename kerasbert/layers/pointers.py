@@ -10,12 +10,12 @@ start (``i > j``), get a large negative score, so ``score > 0`` is the decision 
 import keras
 from keras import ops
 
-from kerasbert.backend import (
+from kerasbert.errors import ConfigError
+from kerasbert.ops import (
     apply_rotary_position_embeddings,
     sequence_masking,
     sinusoidal_embeddings,
 )
-from kerasbert.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")

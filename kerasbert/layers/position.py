@@ -9,8 +9,8 @@ query or key by the angle of its position.
 import keras
 from keras import ops
 
-from kerasbert.backend import sinusoidal_embeddings
 from kerasbert.errors import ConfigError
+from kerasbert.ops import sinusoidal_embeddings
 
 _MERGE_MODES = ("add", "mul", "zero", "concat")
 
