@@ -6,7 +6,11 @@ so ``import kerasbert.snippets`` stays light.
 
 The names and semantics follow ``bert4keras.snippets``: :func:`sequence_padding`,
 :func:`truncate_sequences`, :func:`text_segmentate`, :class:`DataGenerator`,
-:class:`ViterbiDecoder`, :func:`softmax`, :class:`AutoRegressiveDecoder`. Additions:
+:class:`ViterbiDecoder`, :func:`softmax`, :class:`AutoRegressiveDecoder`, its ``open``
+(Python's, with indexed lines), ``uniout`` (a no-op), :func:`parallel_apply` and its small
+helpers. ``open`` and ``uniout`` are left out of ``__all__``, so ``from kerasbert.snippets
+import *`` never replaces the builtin ``open``; import them by name, as bert4keras scripts
+do. Additions:
 
 * length buckets (:func:`make_buckets`, :func:`bucket_length`, ``sequence_padding(...,
   buckets=...)``, ``DataGenerator(..., buckets=...)`` with :meth:`DataGenerator.pad`) so that
@@ -30,9 +34,17 @@ Where each name lives (all are importable from ``kerasbert.snippets``):
 * :mod:`kerasbert.snippets.decoders`: ``ViterbiDecoder``, ``AutoRegressiveDecoder``,
   ``softmax``;
 * :mod:`kerasbert.snippets.text`: ``text_segmentate``, ``strQ2B``,
-  ``longest_common_substring``, ``longest_common_subsequence``;
+  ``lowercase_and_normalize``, ``convert_to_unicode``, ``convert_to_str``,
+  ``string_matching``, ``longest_common_substring``, ``longest_common_subsequence``;
 * :mod:`kerasbert.snippets.compat`: bert4keras's small helpers ``to_array``, ``is_string``,
-  ``insert_arguments``, ``delete_arguments``;
+  ``is_one_of``, ``insert_arguments``, ``delete_arguments``;
+* :mod:`kerasbert.snippets.files`: ``open`` (Python's ``open``; ``indexable=True`` reads
+  line ``i`` as ``f[i]``);
+* :mod:`kerasbert.snippets.parallel`: ``parallel_apply``, ``parallel_apply_generator``
+  (worker processes or threads, a bounded queue);
+* :mod:`kerasbert.snippets.resize`: ``orthogonally_resize`` (a weight array to another
+  shape, its norm kept);
+* :mod:`kerasbert.snippets.uniout`: nothing (bert4keras's Python 2 printing hook);
 * :mod:`kerasbert.tokenizers`: ``truncate_sequences``.
 """
 
@@ -46,15 +58,29 @@ from kerasbert.compilation import (
 from kerasbert.compilation import logger as logger
 from kerasbert.errors import KerasBertError as KerasBertError
 from kerasbert.errors import SnippetError
-from kerasbert.snippets.compat import delete_arguments, insert_arguments, is_string, to_array
+from kerasbert.snippets import uniout as uniout
+from kerasbert.snippets.compat import (
+    delete_arguments,
+    insert_arguments,
+    is_one_of,
+    is_string,
+    to_array,
+)
 from kerasbert.snippets.decoders import AutoRegressiveDecoder, ViterbiDecoder, softmax
 from kerasbert.snippets.decoders import _select_rows as _select_rows
+from kerasbert.snippets.files import open as open
 from kerasbert.snippets.generators import REMAINDERS as REMAINDERS
 from kerasbert.snippets.generators import DataGenerator
 from kerasbert.snippets.padding import pad_batch, sequence_padding
+from kerasbert.snippets.parallel import parallel_apply, parallel_apply_generator
+from kerasbert.snippets.resize import orthogonally_resize
 from kerasbert.snippets.text import (
+    convert_to_str,
+    convert_to_unicode,
     longest_common_subsequence,
     longest_common_substring,
+    lowercase_and_normalize,
+    string_matching,
     strQ2B,
     text_segmentate,
 )
@@ -66,9 +92,17 @@ __all__ = [
     "ShapeCounter",
     "batch_signature",
     "pad_batch",
+    "convert_to_str",
+    "convert_to_unicode",
     "delete_arguments",
     "insert_arguments",
+    "is_one_of",
     "is_string",
+    "lowercase_and_normalize",
+    "orthogonally_resize",
+    "parallel_apply",
+    "parallel_apply_generator",
+    "string_matching",
     "longest_common_subsequence",
     "longest_common_substring",
     "strQ2B",

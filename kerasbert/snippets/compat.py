@@ -1,8 +1,9 @@
 """bert4keras's small general helpers, kept so that ported scripts import unchanged.
 
 kerasbert itself does not use them: :func:`to_array` (arguments to numpy arrays),
-:func:`is_string`, and the class decorators :func:`insert_arguments` (extra keyword
-arguments stored as attributes) and :func:`delete_arguments` (keyword arguments refused).
+:func:`is_string`, :func:`is_one_of` (membership by identity), and the class decorators
+:func:`insert_arguments` (extra keyword arguments stored as attributes) and
+:func:`delete_arguments` (keyword arguments refused).
 """
 
 import functools
@@ -27,6 +28,26 @@ def to_array(*args):
 def is_string(value):
     """Whether ``value`` is a str."""
     return isinstance(value, str)
+
+
+def is_one_of(x, ys):
+    """Whether ``x`` is one of ``ys`` by identity (``any(x is y for y in ys)``).
+
+    ``x in ys`` compares with ``==``, which fails for objects whose ``==`` is elementwise
+    (numpy arrays, tensors and Keras variables: "the truth value of an array is
+    ambiguous"); this compares identities only, as bert4keras's ``is_one_of`` does.
+
+    Args:
+        x: the object looked for.
+        ys: an iterable of objects.
+
+    Example:
+
+    >>> a, b = np.zeros(3), np.zeros(3)
+    >>> is_one_of(a, [b, a]), is_one_of(np.zeros(3), [b, a])
+    (True, False)
+    """
+    return any(x is y for y in ys)
 
 
 def insert_arguments(**arguments):
