@@ -26,6 +26,19 @@ class ModelTypeError(KerasBertError, ValueError):
     """An unknown model family or application was requested."""
 
 
+class UnsupportedKeras2Error(KerasBertError, AttributeError):
+    """A Keras 2 backend name that cannot work on Keras 3 and JAX (``K.function``, ...).
+
+    An ``AttributeError``, so ``hasattr(K, "function")`` is False; the message says what to
+    write instead.
+    """
+
+
+class Keras2ArgumentError(KerasBertError, ValueError):
+    """A ``K`` function of :mod:`kerasbert.keras2_backend` got arguments it cannot work with
+    on JAX (e.g. an unseeded random draw inside a compiled step)."""
+
+
 class SnippetError(KerasBertError, ValueError):
     """A helper of :mod:`kerasbert.snippets` (or the shape buckets of
     :mod:`kerasbert.compilation`) got arguments it cannot work with."""

@@ -31,7 +31,7 @@ Example:
 
 import keras
 
-from kerasbert.keras2_backend._errors import Keras2ArgumentError, UnsupportedKeras2Error
+from kerasbert.errors import Keras2ArgumentError, UnsupportedKeras2Error
 from kerasbert.keras2_backend._phase import (
     dropout,
     in_test_phase,

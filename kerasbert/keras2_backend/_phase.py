@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasbert.keras2_backend._errors import Keras2ArgumentError
+from kerasbert.errors import Keras2ArgumentError
 from kerasbert.keras2_backend._tensors import switch
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np  # noqa: F401 (the doctests use it)
 from keras import ops
 
-from kerasbert.keras2_backend._errors import Keras2ArgumentError
+from kerasbert.errors import Keras2ArgumentError
 
 
 def _to_numpy(x):

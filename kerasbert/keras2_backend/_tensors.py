@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasbert.keras2_backend._errors import Keras2ArgumentError
+from kerasbert.errors import Keras2ArgumentError
 
 
 def _to_numpy(x):

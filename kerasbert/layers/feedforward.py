@@ -16,7 +16,7 @@ class FeedForward(keras.layers.Layer):
     Args:
         units: inner (intermediate) size.
         activation: activation of the inner layer: ``"gelu_erf"``, ``"gelu_tanh"``,
-            ``"relu"``, ... (see ``kerasbert.backend.get_activation``).
+            ``"relu"``, ... (see ``kerasbert.ops.get_activation``).
         use_bias: whether both projections have biases.
         kernel_initializer: initializer of both kernels.
 

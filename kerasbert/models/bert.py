@@ -304,7 +304,7 @@ class BERT(Transformer):
         return outputs[1:]
 
     def hidden_act_function(self):
-        from kerasbert.backend import get_activation
+        from kerasbert.ops import get_activation
 
         return get_activation(self.hidden_act)
 
