@@ -26,7 +26,9 @@ PROVIDED = {
         "sequence_padding", "truncate_sequences", "text_segmentate", "DataGenerator",
         "ViterbiDecoder", "AutoRegressiveDecoder", "softmax", "to_array", "is_string",
         "strQ2B", "longest_common_substring", "longest_common_subsequence",
-        "insert_arguments", "delete_arguments",
+        "insert_arguments", "delete_arguments", "is_one_of", "string_matching",
+        "convert_to_unicode", "convert_to_str", "lowercase_and_normalize",
+        "orthogonally_resize", "parallel_apply", "parallel_apply_generator", "open", "uniout",
     ],
     "optimizers": [
         "Adam", "AdamW", "extend_with_weight_decay", "extend_with_piecewise_linear_lr",
