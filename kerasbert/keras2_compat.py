@@ -1,13 +1,16 @@
-"""Two Keras 2 behaviours of ``keras.Model`` that bert4keras scripts rely on, on Keras 3.
+"""Three Keras 2 behaviours of ``keras.Model`` that bert4keras scripts rely on, on Keras 3.
 
-:func:`install` wraps eight methods of ``keras.Model`` once per process, so they apply to
+:func:`install` wraps nine methods of ``keras.Model`` once per process, so they apply to
 every model: kerasbert's, one built with ``kerasbert.backend.keras.models.Model`` and one
-built with ``from keras.models import Model``. ``import kerasbert.backend`` (where
-bert4keras scripts get ``keras`` and ``K``) installs it; ``import kerasbert`` and
+built with ``from keras.models import Model`` (``compile`` is wrapped on Keras's
+``Trainer``, the class ``keras.Model`` inherits it from). ``import kerasbert.backend``
+(where bert4keras scripts get ``keras`` and ``K``) installs it; ``import kerasbert`` and
 ``import kerasbert.models`` do not, so code that never imports the bert4keras names sees
-Keras 3 unchanged. Each wrapper only changes calls that Keras 3 rejects; every other call
-reaches Keras's method with its arguments untouched. The wrappers keep the wrapped
-methods' names, docstrings and signatures (``functools.wraps``).
+Keras 3 unchanged. The first two wrappers only change calls that Keras 3 rejects; the
+third changes what ``fit`` trains only for a model whose layers' ``trainable`` flags
+changed after its ``compile``. Every other call reaches Keras's method with its arguments
+untouched. The wrappers keep the wrapped methods' names, docstrings and signatures
+(``functools.wraps``).
 
 1. ``save_weights`` / ``load_weights`` with bert4keras's file names. Keras 3 writes
    weights only to names ending in ``.weights.h5`` and raises ``ValueError`` for
@@ -26,6 +29,17 @@ methods' names, docstrings and signatures (``functools.wraps``).
    and tuples of numbers, or of such lists, the same way (:func:`to_keras2_arrays`).
    Numpy arrays, tensors, dicts, generators, ``PyDataset`` s and lists of arrays pass
    through untouched.
+3. ``trainable`` as it was at ``compile``. Keras 2 collected a model's trainable weights
+   when it compiled, so a script could compile a model, then freeze some of its layers
+   for another model that shares them, and still train the first model in full:
+   BERT-of-Theseus compiles its predecessor and successor models, freezes the
+   predecessor and the classifier for the theseus model, and then trains all three. Keras
+   3 (on JAX) reads the flags when ``fit`` starts, so that predecessor would train
+   nothing. ``compile`` records every layer's flag (:func:`compiled_trainable`), and
+   ``fit`` / ``train_on_batch`` run with the recorded flags and put the others back
+   afterwards (a flag a callback changed during ``fit`` stays as the callback set it).
+   Flags that did not change since ``compile`` are left alone, and a model compiled again
+   records its flags again, as in Keras 2 and as Keras 3's ``compile`` documents.
 """
 
 import functools
@@ -48,6 +62,8 @@ _DATA_ARGUMENTS = {
     "train_on_batch": ("x", "y"),
     "test_on_batch": ("x", "y"),
 }
+_TRAINING_METHODS = ("fit", "train_on_batch")
+_COMPILED_TRAINABLE = "_kerasbert_compiled_trainable"
 _NOTED = set()
 
 
@@ -109,11 +125,98 @@ def _convert(name, value):
     return value
 
 
-def _wrap_data_method(method, names):
+def compiled_trainable(model):
+    """``[(layer, trainable)]`` for the model and all its layers (nested ones included), as
+    they were at the model's last ``compile`` under the patch; None before that.
+
+    Args:
+        model: a ``keras.Model``.
+
+    Example:
+
+    >>> import kerasbert.backend
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(loss="mse"); model.layers[0].trainable = False
+    >>> [flag for layer, flag in compiled_trainable(model) if layer is model.layers[0]]
+    [True]
+    """
+    record = getattr(model, _COMPILED_TRAINABLE, None)
+    return None if record is None else record.flags
+
+
+class _CompiledFlags:
+    """The flags :func:`compiled_trainable` returns, in an object that Keras's attribute
+    tracking and its weights saving (which walk a model's lists, tuples and dicts) skip."""
+
+    __slots__ = ("flags",)
+
+    def __init__(self, flags):
+        self.flags = flags
+
+
+def _ancestors_first(model):
+    """The model and its layers, each after every layer holding it (a shared layer can sit
+    in two nested models): the order in which setting ``trainable`` (which a layer passes
+    on to its sublayers) leaves every layer with its own flag."""
+    layers = model._flatten_layers()
+    depth = {id(layer): 0 for layer in layers}
+    changed = True
+    while changed:  # longest path from the model; the sublayer graph has no cycles
+        changed = False
+        for layer in layers:
+            for sublayer in layer._layers:
+                if id(sublayer) in depth and depth[id(sublayer)] <= depth[id(layer)]:
+                    depth[id(sublayer)] = depth[id(layer)] + 1
+                    changed = True
+    return sorted(layers, key=lambda layer: depth[id(layer)])
+
+
+def _wrap_compile(method):
+    @functools.wraps(method)
+    def compile(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        flags = [(layer, layer.trainable) for layer in _ancestors_first(self)]
+        object.__setattr__(self, _COMPILED_TRAINABLE, _CompiledFlags(flags))
+        return result
+
+    setattr(compile, _MARK, True)
+    return compile
+
+
+def _set_trainable(flags):
+    """Give each layer its flag; ``flags`` lists the layers ancestors first."""
+    for layer, flag in flags:
+        if layer.trainable != flag:
+            layer.trainable = flag
+
+
+def _train_as_compiled(model, call):
+    """Run ``call()`` with the ``trainable`` flags ``model`` had at ``compile``."""
+    compiled = compiled_trainable(model)
+    if not compiled or all(layer.trainable == flag for layer, flag in compiled):
+        return call()
+    before = [layer.trainable for layer, _ in compiled]
+    _set_trainable(compiled)
+    try:
+        return call()
+    finally:
+        # The flags from before the call come back, except those changed during it.
+        _set_trainable([
+            (layer, prior if layer.trainable == flag else layer.trainable)
+            for (layer, flag), prior in zip(compiled, before)
+        ])  # fmt: skip
+
+
+def _wrap_data_method(method, names, training=False):
     signature = inspect.signature(method)
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        if training:
+            return _train_as_compiled(self, lambda: converted(self, *args, **kwargs))
+        return converted(self, *args, **kwargs)
+
+    def converted(self, *args, **kwargs):
         try:
             bound = signature.bind(self, *args, **kwargs)
         except TypeError:  # let Keras report the bad call
@@ -262,7 +365,13 @@ def install():
     if installed():
         return False
     for name, arguments in _DATA_ARGUMENTS.items():
-        setattr(keras.Model, name, _wrap_data_method(getattr(keras.Model, name), arguments))
+        method = getattr(keras.Model, name)
+        training = name in _TRAINING_METHODS
+        setattr(keras.Model, name, _wrap_data_method(method, arguments, training))
+    # compile is wrapped on the class defining it (Keras's Trainer), not set on keras.Model:
+    # load_model compiles a loaded model only when its class's compile is Trainer.compile.
+    owner = next(cls for cls in keras.Model.__mro__ if "compile" in vars(cls))
+    owner.compile = _wrap_compile(vars(owner)["compile"])
     keras.Model.save_weights = _wrap_save_weights(keras.Model.save_weights)
     keras.Model.load_weights = _wrap_load_weights(keras.Model.load_weights)
     return True
