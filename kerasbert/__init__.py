@@ -1,7 +1,9 @@
 """kerasbert: BERT-family models for Keras 3, reading every checkpoint format users have.
 
 Importing kerasbert selects the JAX backend when ``KERAS_BACKEND`` is unset; an explicit
-choice is never overridden.
+choice is never overridden. When Keras was imported before kerasbert and runs on another
+backend, kerasbert works on it but warns: its fast paths (jitted encoding, bucketed
+decoding), layout maps and gradient checkpointing are JAX's.
 
 Example:
 
@@ -14,8 +16,21 @@ Example:
 """
 
 import os
+import sys
+import warnings
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+if "keras" not in sys.modules:
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+else:  # Keras has chosen already; the environment must not claim otherwise
+    _backend = sys.modules["keras"].backend.backend()
+    if _backend != "jax":
+        warnings.warn(
+            f"Keras was imported before kerasbert and runs on the {_backend!r} backend; "
+            "kerasbert works there, but its fast paths (jitted encoding, bucketed decoding), "
+            "layout maps and gradient checkpointing need JAX. Set KERAS_BACKEND=jax before "
+            "importing keras (or import kerasbert first).",
+            stacklevel=2,
+        )
 
 from kerasbert.errors import (  # noqa: E402
     CheckpointError,

@@ -37,11 +37,11 @@ from kerasbert.checkpoints.hf_writer import write_safetensors
 from kerasbert.checkpoints.tf_bundle import write_tf_checkpoint
 from kerasbert.config import load_config, read_config_file
 from kerasbert.errors import CheckpointError, ConfigError, KerasBertError, WeightLoadingError
+from kerasbert.folders import RECORD, read_record
 from kerasbert.models.export import model_arrays
 from kerasbert.models.factory import CONFIG_KEYS, build_transformer_model, resolve_model
 
 TARGETS = ("keras", "safetensors", "tf")
-RECORD = "kerasbert.json"
 CONFIG_NAMES = ("config.json", "bert_config.json", "albert_config.json")
 GOOGLE_CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
 HEAD_OPTIONS = ("with_pool", "with_nsp", "with_mlm")
@@ -87,24 +87,6 @@ def find_config(folder, prefer_google=False):
     return None
 
 
-def _read_record(folder):
-    path = os.path.join(folder, RECORD)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-        if not isinstance(record.get("build_kwargs", {}), dict):
-            raise TypeError("build_kwargs is not an object")
-    except (OSError, ValueError, TypeError, AttributeError) as e:
-        raise ConversionError(
-            f"{path!r} is not a valid kerasbert record ({e}); it should hold "
-            '{"model": ..., "build_kwargs": {...}}. Delete it and pass the head options '
-            "(with_pool / with_nsp / with_mlm) yourself."
-        ) from None
-    return record
-
-
 def _prepare(source, config, model, build_kwargs):
     """Everything needed to build the model of ``source``: paths, model name, options."""
     fmt, location = resolve_checkpoint(source)
@@ -128,7 +110,7 @@ def _prepare(source, config, model, build_kwargs):
     checkpoint = open_checkpoint(location)
     # Names that are not canonical (a Keras .weights.h5) cannot show the heads: the record
     # convert wrote beside the file says which the model had.
-    record = None if checkpoint.names_are_canonical else _read_record(folder)
+    record = None if checkpoint.names_are_canonical else read_record(folder)
     kwargs = {}
     if record is not None:
         kwargs.update(record.get("build_kwargs", {}))

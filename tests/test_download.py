@@ -172,7 +172,7 @@ def test_progress_bar(server, tmp_path, capsys):
     url = server.add("/model.bin")
     download(url, tmp_path / "model.bin", progress="always", chunk_size=65536)
     err = capsys.readouterr().err
-    assert "model.bin |" in err and "100.0%" in err and err.endswith("\n")
+    assert "model.bin" in err and "100%" in err and err.endswith("\n")
     download(url, tmp_path / "again.bin", progress=True)  # stderr is not a TTY here
     assert capsys.readouterr().err == ""
 

@@ -140,9 +140,16 @@ def test_hf_tf_model_h5_matches_goldens():
 def test_inspect_and_command_line():
     summary = inspect(TF_BERT)
     assert summary.format == "tensorflow" and summary.family == "bert"
-    assert summary.num_parameters == sum(
-        int(np.prod(shape)) for _, shape, _, _ in summary.variables
+    # Parameters are the model's weights; the Adam slots and global_step are counted apart.
+    sizes = {name: int(np.prod(shape)) for name, shape, _, _ in summary.variables}
+    slots = [n for n in sizes if n.endswith(("/adam_m", "/adam_v")) or n == "global_step"]
+    assert slots and sorted(summary.other_variables) == sorted(slots)
+    assert summary.num_other == sum(sizes[n] for n in slots)
+    assert summary.num_parameters == sum(sizes.values()) - summary.num_other
+    model = kerasbert.build_transformer_model(
+        TF_BERT / "bert_config.json", TF_BERT, with_pool=True, with_nsp=True, with_mlm=True
     )
+    assert summary.num_parameters == model.count_params()
     out = subprocess.run(
         [sys.executable, "-m", "kerasbert.checkpoints", str(TF_BERT)],
         capture_output=True, text=True, check=True,

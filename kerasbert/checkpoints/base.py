@@ -125,8 +125,15 @@ class Checkpoint:
             )
         return array.T if entry.transpose else array
 
-    def num_parameters(self):
-        return int(sum(int(np.prod(e.shape)) for e in self._entries.values()))
+    def num_parameters(self, names=None):
+        """Elements over ``names`` (default: every variable)."""
+        names = self._entries if names is None else names
+        return int(sum(int(np.prod(self._entries[n].shape)) for n in names))
+
+    def check_files(self):
+        """Raise a CheckpointError if a data file the variables need is missing or too
+        short, without reading the variables (formats that validate sizes on opening need
+        nothing here)."""
 
     def load_into(self, model, mapping, **options):
         """Assign this checkpoint's variables to ``model`` through a variable mapping.

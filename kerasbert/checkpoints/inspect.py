@@ -16,10 +16,14 @@ class CheckpointSummary:
     Attributes:
         path: the file or TF prefix that was read.
         format: ``tensorflow``, ``safetensors``, ``pytorch``, ``hf_tf`` or ``keras``.
-        family: ``bert``, ``albert``, ``nezha`` or None when unknown.
+        family: the detected family's name, or None when unknown.
         variables: ``[(canonical name, shape, dtype, source name)]``.
         ignored: source names that hold no model weight.
-        num_parameters: total elements over all variables.
+        num_parameters: elements over the model weights (the variables the family's names
+            cover; every variable when the family is unknown).
+        other_variables: the other variables (optimizer slots such as ``.../adam_m``,
+            ``global_step``, ...), not counted as parameters.
+        num_other: elements over ``other_variables``.
     """
 
     path: str
@@ -28,6 +32,8 @@ class CheckpointSummary:
     variables: list
     ignored: list
     num_parameters: int
+    other_variables: list = ()
+    num_other: int = 0
 
     def to_text(self):
         lines = [
@@ -36,8 +42,13 @@ class CheckpointSummary:
             f"family:     {self.family or 'unknown'}",
             f"variables:  {len(self.variables)}",
             f"parameters: {self.num_parameters:,}",
-            "",
         ]
+        if self.other_variables:
+            lines.append(
+                f"other:      {self.num_other:,} in {len(self.other_variables)} variables that "
+                "are no model weight (optimizer slots, step counters)"
+            )
+        lines.append("")
         width = max((len(v[0]) for v in self.variables), default=10)
         for name, shape, dtype, _ in self.variables:
             lines.append(f"  {name:<{width}}  {dtype:<8}  {list(shape)}")
@@ -68,17 +79,23 @@ def inspect(path):
     ('tensorflow', 'bert', 10)
     """
     with open_checkpoint(path) as checkpoint:
+        checkpoint.check_files()
         names = checkpoint.names()
         variables = [
             (n, checkpoint.shape(n), checkpoint.dtype(n), checkpoint.entry(n).source_name)
             for n in names
         ]
         family = families.detect_checkpoint(checkpoint)
+        table = families.name_table(family, "hf") if family else None
+        other = [n for n in names if table is not None and table.from_canonical(n) is None]
+        weights = [n for n in names if n not in set(other)]
         return CheckpointSummary(
             path=checkpoint.path,
             format=checkpoint.format,
             family=family,
             variables=variables,
             ignored=list(checkpoint.ignored_names),
-            num_parameters=checkpoint.num_parameters(),
+            num_parameters=checkpoint.num_parameters(weights),
+            other_variables=other,
+            num_other=checkpoint.num_parameters(other),
         )

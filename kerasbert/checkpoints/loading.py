@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerasbert.errors import WeightLoadingError
+from kerasbert.progress import progress_bar
 
 
 @dataclass
@@ -125,6 +126,7 @@ def load_weights(
     compound_tokens=None,
     keep_initial=(),
     model_layers=None,
+    progress=False,
 ):
     """Assign a checkpoint's variables to a model through a variable mapping.
 
@@ -143,6 +145,8 @@ def load_weights(
         model_layers: names of the layers whose every variable the checkpoint must provide
             (a builder's own layers); variables of the model's other layers are left as they
             are and listed in ``LoadReport.untouched``. None: every layer of the model.
+        progress: draw a progress bar over the variables (``True``, ``"auto"``: in a
+            terminal or notebook, ``False``; :func:`kerasbert.progress.progress_bar`).
 
     Returns:
         A :class:`LoadReport`.
@@ -183,14 +187,16 @@ def load_weights(
         warnings.warn(message + "These weights keep their random initial values.", stacklevel=3)
 
     used = set()
-    for variable, name, transform in plan:
-        array = checkpoint.read(name)
-        if transform == "T":
-            array = array.T
-        elif transform == "vocab":
-            array = _vocab_rows(array, keep_tokens, compound_tokens)
-        variable.assign(array.astype(variable.dtype, copy=False))
-        report.loaded.append((variable.path, name))
-        used.add(name)
+    with progress_bar(total=len(plan), desc="loading", unit="var", enabled=progress) as bar:
+        for variable, name, transform in plan:
+            array = checkpoint.read(name)
+            if transform == "T":
+                array = array.T
+            elif transform == "vocab":
+                array = _vocab_rows(array, keep_tokens, compound_tokens)
+            variable.assign(array.astype(variable.dtype, copy=False))
+            report.loaded.append((variable.path, name))
+            used.add(name)
+            bar.update(1)
     report.unused = [name for name in checkpoint.names() if name not in used]
     return report

@@ -228,6 +228,21 @@ class TFCheckpoint(Checkpoint):
             array = array.astype(np.float32)  # numpy and Keras variables have no bfloat16
         return array
 
+    def check_files(self):
+        needed = {}
+        for info in self._source.values():
+            if not info["sliced"]:
+                end = info["offset"] + info["size"]
+                needed[info["shard"]] = max(needed.get(info["shard"], 0), end)
+        for shard, end in sorted(needed.items()):
+            data, path = self._shard(shard)
+            if data.size < end:
+                raise CheckpointError(
+                    f"Data file {path!r} has {data.size} bytes but its index places "
+                    f"variables up to byte {end}; the file is truncated: download or copy it "
+                    "again."
+                )
+
     def stored_dtype(self, name):
         """The dtype as stored (``bfloat16`` is read as float32)."""
         return self._source[self.entry(name).source_name]["dtype_name"]

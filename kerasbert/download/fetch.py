@@ -19,7 +19,7 @@ import urllib.request
 
 from kerasbert import __version__
 from kerasbert.download.errors import DownloadError
-from kerasbert.download.progress import _ProgressBar
+from kerasbert.download.progress import DownloadBar
 
 OFFLINE_ENV = "KERASBERT_OFFLINE"
 _USER_AGENT = f"kerasbert/{__version__} (python-urllib)"
@@ -98,8 +98,8 @@ def download(
             downloaded data is deleted.
         timeout: seconds each socket operation (connect, each read) may wait; a stalled server
             raises :class:`DownloadError` instead of hanging. The ``.part`` is kept for a resume.
-        progress: True draws a text progress bar on stderr when stderr is a terminal,
-            ``"always"`` draws it anyway, False never.
+        progress: True draws a progress bar (:func:`kerasbert.progress.progress_bar`) in a
+            terminal or a notebook, ``"always"`` draws it anyway, False never.
         retries: how many times a cut connection is retried.
         chunk_size: bytes read from the connection at a time.
 
@@ -143,7 +143,7 @@ def download(
     os.makedirs(folder, exist_ok=True)
     part = destination + ".part"
     expected = sha256.strip().lower() if sha256 else None
-    bar = _ProgressBar(os.path.basename(destination), progress)
+    bar = DownloadBar(os.path.basename(destination), progress)
     digest = _PartDigest(part) if expected else None
     failures = 0
     try:

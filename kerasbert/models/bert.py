@@ -78,6 +78,8 @@ class BERT(Transformer):
     """
 
     default_name = "bert"
+    # Positions are a learned table of max_position rows: inputs may not be longer.
+    learned_positions = True
 
     def __init__(
         self,

@@ -5,6 +5,9 @@ checkpoint's names and the config's keys say), the config is normalized, and the
 builder class builds the functional model and loads the checkpoint.
 """
 
+import logging
+import os
+
 from kerasbert import families
 from kerasbert.checkpoints import open_checkpoint
 from kerasbert.config import load_config
@@ -21,6 +24,7 @@ COMMON_CONFIG_KEYS = {
     "max_position_embeddings", "max_position", "type_vocab_size", "segment_vocab_size",
 }  # fmt: skip
 CONFIG_KEYS = COMMON_CONFIG_KEYS | families.config_keys()
+logger = logging.getLogger("kerasbert")
 
 
 def resolve_model(model, config, checkpoint):
@@ -66,6 +70,7 @@ def build_transformer_model(
     model=None,
     application="encoder",
     return_keras_model=True,
+    progress=False,
     **kwargs,
 ):
     """Build a model of any registered family from a config and (optionally) a checkpoint.
@@ -86,6 +91,9 @@ def build_transformer_model(
             causal target), for every family.
         return_keras_model: return the ``keras.Model`` (True) or the builder object, whose
             ``.model`` is the Keras model and ``.load_report`` says what was loaded.
+        progress: draw a progress bar while the checkpoint loads (``True``, ``"auto"``: in
+            a terminal or notebook, ``False``). A summary line (family, format, parameters,
+            unused variables) is logged at INFO on the ``kerasbert`` logger either way.
         **kwargs: config overrides and builder options: ``with_pool``, ``with_nsp``,
             ``with_mlm``, ``segment_vocab_size`` (0 = no segment input), ``keep_tokens``,
             ``compound_tokens``, ``sequence_length``, ``dropout_rate``, ``hidden_act``,
@@ -111,6 +119,14 @@ def build_transformer_model(
         )
     config = load_config(config_path, **{k: v for k, v in kwargs.items() if k in CONFIG_KEYS})
     checkpoint = None if checkpoint_path is None else open_checkpoint(checkpoint_path)
+    if checkpoint is not None and not checkpoint.names_are_canonical:
+        # A Keras .weights.h5 shows no heads by its names: `kerasbert convert --to keras`
+        # recorded the builder's model and options beside it.
+        from kerasbert.folders import read_record
+
+        record = read_record(os.path.dirname(os.path.abspath(checkpoint.path))) or {}
+        kwargs = {**record.get("build_kwargs", {}), **kwargs}
+        model = model or record.get("model")
     model = resolve_model(model, config, checkpoint)
 
     builder_class = families.model_entry(model).builder_class()
@@ -123,8 +139,32 @@ def build_transformer_model(
     builder = builder_class(application=application, **arguments)
     builder.build()
     if checkpoint is not None:
-        builder.load_weights_from_checkpoint(checkpoint)
+        report = builder.load_weights_from_checkpoint(checkpoint, progress=progress)
+        logger.info(
+            "loaded %s (%s) from %s: %s parameters, %d checkpoint variables unused",
+            model, checkpoint.format, checkpoint.path, f"{builder.model.count_params():,}",
+            len(report.unused),
+        )  # fmt: skip
+    else:
+        _say_random(config_path, model)
     return builder.model if return_keras_model else builder
+
+
+def _say_random(config_path, model):
+    """Log that a model has random weights (a warning: nothing runs on them silently)."""
+    hint = ""
+    if isinstance(config_path, (str, os.PathLike)) and os.path.isdir(config_path):
+        from kerasbert.checkpoints import resolve_checkpoint
+        from kerasbert.errors import CheckpointError
+
+        try:
+            resolve_checkpoint(config_path)
+            hint = (f"; the folder holds a checkpoint: load it with "
+                    f"build_transformer_model({os.fspath(config_path)!r}, "
+                    f"{os.fspath(config_path)!r})")  # fmt: skip
+        except CheckpointError:
+            pass
+    logger.warning("built %s with random weights (no checkpoint given)%s.", model, hint)
 
 
 def _with_application(BaseModel, application, name):

@@ -25,6 +25,7 @@ class NEZHA(BERT):
     """
 
     default_name = "nezha"
+    learned_positions = False  # relative positions: no length limit from a table
 
     def __init__(self, max_relative_position=64, **kwargs):
         super().__init__(**kwargs)

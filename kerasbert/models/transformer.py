@@ -208,8 +208,9 @@ class Transformer:
     # values: the projections of a conditional layer normalization start at zero by design.
     variables_without_checkpoint = (r"-Norm/(hidden|gamma|beta)_dense/",)
 
-    def load_weights_from_checkpoint(self, checkpoint):
-        """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``.
+    def load_weights_from_checkpoint(self, checkpoint, progress=False):
+        """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``; ``progress``
+        draws a bar over the variables (``True``, ``"auto"`` or ``False``).
 
         Returns the :class:`kerasbert.checkpoints.LoadReport` (also kept as
         ``.load_report``).
@@ -223,6 +224,7 @@ class Transformer:
             compound_tokens=self.compound_tokens,
             keep_initial=self.variables_without_checkpoint,
             model_layers=list(self.layers),
+            progress=progress,
         )
         return self.load_report
 

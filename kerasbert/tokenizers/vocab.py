@@ -30,6 +30,11 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     ({'[PAD]': 0, '[UNK]': 1, '##s': 2, 'hello': 3}, [0, 1, 3, 4])
     """
     dict_path = os.fspath(dict_path)
+    if os.path.isdir(dict_path):
+        raise KerasBertError(
+            f"{dict_path!r} is a folder, not a vocabulary file; pass its vocab.txt (or pass "
+            "the folder to Tokenizer, which finds vocab.txt and the folder's settings)."
+        )
     if not os.path.isfile(dict_path):
         raise KerasBertError(f"Vocabulary file {dict_path!r} does not exist; check the path.")
     token_dict = {}

@@ -63,8 +63,11 @@ class Tokenizer:
     """bert4keras-compatible WordPiece tokenizer (see the module docstring for behaviour).
 
     Args:
-        token_dict: a ``{token: id}`` dict or the path of a ``vocab.txt``.
-        do_lower_case: lower-case and strip accents (uncased and Chinese models).
+        token_dict: a ``{token: id}`` dict, the path of a ``vocab.txt``, or a model folder
+            holding one (whose settings then give ``do_lower_case``: see
+            :mod:`kerasbert.folders`).
+        do_lower_case: lower-case and strip accents (uncased and Chinese models). None
+            (the default): what a model folder says, else False (bert4keras's default).
         pre_tokenize: optional function splitting text into words first (e.g. jieba);
             words found in the vocabulary are kept whole, the rest tokenized as usual.
         token_start: token put first by ``tokenize`` / ``encode`` (None for none).
@@ -92,7 +95,7 @@ class Tokenizer:
     def __init__(
         self,
         token_dict,
-        do_lower_case=False,
+        do_lower_case=None,
         pre_tokenize=None,
         token_start="[CLS]",
         token_end="[SEP]",
@@ -101,6 +104,18 @@ class Tokenizer:
         fast=False,
         cache_size=200_000,
     ):
+        if isinstance(token_dict, (str, os.PathLike)) and os.path.isdir(token_dict):
+            from kerasbert.folders import VOCAB_NAMES, choose, find_file, read_settings
+
+            vocab = find_file(token_dict, VOCAB_NAMES)
+            if vocab is None:
+                raise KerasBertError(
+                    f"Model folder {os.fspath(token_dict)!r} has no vocab.txt; pass the "
+                    "vocabulary file's path."
+                )
+            do_lower_case = choose("do_lower_case", do_lower_case, read_settings(token_dict), False)
+            token_dict = vocab
+        do_lower_case = bool(do_lower_case)
         if isinstance(token_dict, (str, os.PathLike)):
             token_dict = load_vocab(token_dict)
         if not isinstance(token_dict, dict) or not token_dict:

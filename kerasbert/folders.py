@@ -1,0 +1,207 @@
+"""What a model folder says about using it: case handling, length limit, pooling, files.
+
+A model folder carries more than weights. HF folders have ``tokenizer_config.json``
+(``do_lower_case``, ``model_max_length``); sentence-transformers folders add ``modules.json``
+(which modules run: a Pooling module, perhaps Normalize), ``1_Pooling/config.json`` (the
+pooling mode) and ``sentence_bert_config.json`` (``max_seq_length``, its own
+``do_lower_case``); Google's releases have none of that, but the index entry knows
+``do_lower_case`` and the folder name says ``uncased_`` / ``cased_``. :func:`read_settings`
+reads all of it into :class:`FolderSettings`, each value with the file it came from, so the
+Python API and the command line configure the tokenizer, the maximum length, the pooling
+and the normalisation the way the model was trained. An explicit option wins; a
+contradiction between an option and the folder is a warning (:func:`choose`).
+
+This module reads JSON only (no Keras), so the tokenizer and the command line can use it.
+
+Example:
+
+>>> import json, os, tempfile
+>>> folder = tempfile.mkdtemp(prefix="uncased_L-2_H-128_")
+>>> with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+...     json.dump({"do_lower_case": False, "model_max_length": 128}, f)
+>>> settings = read_settings(folder)
+>>> settings.do_lower_case, settings.max_seq_len, settings.source["do_lower_case"]
+(False, 128, 'tokenizer_config.json')
+"""
+
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+from kerasbert.errors import ConfigError
+
+CONFIG_NAMES = ("config.json", "bert_config.json", "albert_config.json")
+# What `kerasbert convert --to keras` writes beside model.weights.h5: the builder's model
+# and head options, which a .weights.h5 cannot show by itself.
+RECORD = "kerasbert.json"
+VOCAB_NAMES = ("vocab.txt",)
+# HF writes a huge sentinel model_max_length when a tokenizer has no limit.
+_NO_LIMIT = 10**6
+# sentence-transformers' pooling flags -> kerasbert's pooling names.
+_ST_POOLINGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_lasttoken": "last",
+}
+_ST_UNSUPPORTED = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
+
+
+@dataclass
+class FolderSettings:
+    """How a model folder says it is used; None where the folder says nothing.
+
+    Attributes:
+        do_lower_case: the tokenizer lower-cases (and strips accents).
+        max_seq_len: the most tokens per text the model was used with.
+        pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"last"`` (sentence-transformers).
+        normalize: sentence vectors are L2-normalized (a Normalize module).
+        source: setting name -> the file (or hint) it was read from.
+    """
+
+    do_lower_case: bool = None
+    max_seq_len: int = None
+    pooling: str = None
+    normalize: bool = None
+    source: dict = field(default_factory=dict)
+
+    def set(self, name, value, source):
+        setattr(self, name, value)
+        self.source[name] = source
+
+
+def _read_json(folder, name):
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path!r} is not valid JSON ({e}); fix or delete it.") from None
+    if not isinstance(value, (dict, list)):
+        raise ConfigError(f"{path!r} holds a {type(value).__name__}, not a JSON object.")
+    return value
+
+
+def _sentence_transformers(folder, settings):
+    modules = _read_json(folder, "modules.json")
+    if modules is None:
+        return
+    if not isinstance(modules, list):
+        raise ConfigError(f"{os.path.join(folder, 'modules.json')!r} must hold a list.")
+    for module in modules:
+        kind = str(module.get("type", "")) if isinstance(module, dict) else ""
+        path = os.path.normpath(str(module.get("path", ""))) if kind else ""
+        if path.startswith("..") or os.path.isabs(path):
+            raise ConfigError(f"modules.json names {path!r}, outside the model folder.")
+        if kind.endswith(".Pooling"):
+            name = os.path.join(path, "config.json")
+            config = _read_json(folder, name) or {}
+            modes = [m for key, m in _ST_POOLINGS.items() if config.get(key)]
+            unsupported = [key for key in _ST_UNSUPPORTED if config.get(key)]
+            if unsupported or len(modes) != 1:
+                raise ConfigError(
+                    f"{os.path.join(folder, name)!r} asks for pooling {unsupported or modes}; "
+                    "kerasbert pools one of cls, mean, max, last: pass pooling= to choose."
+                )
+            settings.set("pooling", modes[0], name)
+        elif kind.endswith(".Normalize"):
+            settings.set("normalize", True, "modules.json")
+        elif kind.endswith(".Dense"):
+            raise ConfigError(
+                f"{os.path.join(folder, 'modules.json')!r} has a Dense module after the "
+                "pooling, which kerasbert does not apply; its vectors would differ from "
+                "sentence-transformers'. Encode with sentence-transformers, or pass pooling= "
+                "to take the encoder's pooled vectors as they are."
+            )
+    if settings.pooling is not None and settings.normalize is None:
+        settings.set("normalize", False, "modules.json")
+    st_config = _read_json(folder, "sentence_bert_config.json") or {}
+    length = st_config.get("max_seq_length")
+    if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+        settings.set("max_seq_len", length, "sentence_bert_config.json")
+    if st_config.get("do_lower_case") is True:  # lower-cases the text before the tokenizer
+        settings.set("do_lower_case", True, "sentence_bert_config.json")
+
+
+def read_settings(folder, entry=None):
+    """The :class:`FolderSettings` of a model folder (and of its index entry, if any).
+
+    Args:
+        folder: the model folder.
+        entry: the folder's ``weights_index.yaml`` entry, when it came from the index.
+
+    Raises:
+        ConfigError: a settings file that is not valid JSON, or asks for something
+            kerasbert cannot do faithfully (a Dense module, an unknown pooling).
+    """
+    folder = os.fspath(folder)
+    settings = FolderSettings()
+    name = os.path.basename(os.path.normpath(folder)).lower()
+    # Weakest first: later sources overwrite.
+    if re.search(r"(^|[_-])uncased([_-]|$)", name):
+        settings.set("do_lower_case", True, f"the folder name {name!r}")
+    elif re.search(r"(^|[_-])cased([_-]|$)", name):
+        settings.set("do_lower_case", False, f"the folder name {name!r}")
+    if entry is not None and isinstance(entry.get("do_lower_case"), bool):
+        settings.set("do_lower_case", entry["do_lower_case"], "the weights index")
+    tokenizer = _read_json(folder, "tokenizer_config.json") or {}
+    if isinstance(tokenizer.get("do_lower_case"), bool):
+        settings.set("do_lower_case", tokenizer["do_lower_case"], "tokenizer_config.json")
+    limit = tokenizer.get("model_max_length")
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and 0 < limit < _NO_LIMIT:
+        settings.set("max_seq_len", int(limit), "tokenizer_config.json")
+    _sentence_transformers(folder, settings)
+    return settings
+
+
+def read_record(folder):
+    """The ``kerasbert.json`` record in ``folder`` (``{"model", "build_kwargs"}``), or None.
+
+    Raises:
+        ConfigError: a record that is not valid.
+    """
+    path = os.path.join(os.fspath(folder), RECORD)
+    if not os.path.isfile(path):
+        return None
+    record = _read_json(folder, RECORD)
+    if not isinstance(record, dict) or not isinstance(record.get("build_kwargs", {}), dict):
+        raise ConfigError(
+            f"{path!r} is not a valid kerasbert record; it should hold "
+            '{"model": ..., "build_kwargs": {...}}. Delete it and pass the head options '
+            "(with_pool / with_nsp / with_mlm) yourself."
+        )
+    return record
+
+
+def choose(name, given, settings, default):
+    """The value of a setting: ``given`` when not None (warning when the folder disagrees),
+    else the folder's, else ``default``.
+
+    Example:
+
+    >>> choose("pooling", None, FolderSettings(pooling="cls", source={"pooling": "x"}), "mean")
+    'cls'
+    """
+    found = getattr(settings, name) if settings is not None else None
+    if given is None:
+        return default if found is None else found
+    if found is not None and found != given:
+        warnings.warn(
+            f"{name}={given!r} was asked for, but {settings.source[name]} says {found!r}; "
+            f"using {given!r}. Vectors will differ from the ones the model was trained with.",
+            stacklevel=3,
+        )
+    return given
+
+
+def find_file(folder, names):
+    """The first of ``names`` that is a file in ``folder``, or None."""
+    for name in names:
+        path = os.path.join(os.fspath(folder), name)
+        if os.path.isfile(path):
+            return path
+    return None
