@@ -141,7 +141,7 @@ class Evaluator(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         val_acc = evaluate(valid_generator, self.model)
-        if val_acc >= self.best_val_acc:
+        if val_acc > self.best_val_acc:
             self.best_val_acc = val_acc
             self.model.save_weights(self.savename)
         print("val_acc: %.5f, best_val_acc: %.5f\n" % (val_acc, self.best_val_acc))

@@ -106,7 +106,7 @@ class Evaluator(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         val_acc = evaluate(valid_generator)
-        if val_acc >= self.best_val_acc:
+        if val_acc > self.best_val_acc:
             self.best_val_acc = val_acc
             model.save_weights("best_model.weights")
         test_acc = evaluate(test_generator)
