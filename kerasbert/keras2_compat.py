@@ -1,4 +1,4 @@
-"""Three Keras 2 behaviours of ``keras.Model`` that bert4keras scripts rely on, on Keras 3.
+"""Four Keras 2 behaviours of ``keras.Model`` that bert4keras scripts rely on, on Keras 3.
 
 :func:`install` wraps nine methods of ``keras.Model`` once per process, so they apply to
 every model: kerasbert's, one built with ``kerasbert.backend.keras.models.Model`` and one
@@ -40,6 +40,16 @@ untouched. The wrappers keep the wrapped methods' names, docstrings and signatur
    afterwards (a flag a callback changed during ``fit`` stays as the callback set it).
    Flags that did not change since ``compile`` are left alone, and a model compiled again
    records its flags again, as in Keras 2 and as Keras 3's ``compile`` documents.
+4. The weights of a model ``fit`` is training, for every other call. Keras 2 trained the
+   variables themselves; Keras 3 on JAX keeps the weights in its trainer during an epoch
+   and empties the variables until the epoch ends (or a callback reads ``self.model``).
+   bert4keras's semi-supervised VAT trains a second model sharing the layers,
+   ``model_vat.train_on_batch(...)`` in a callback's ``on_batch_end``; on Keras 3 that
+   call read the emptied variables (``TypeError: 'NoneType' object is not callable``).
+   While a ``fit`` runs, ``fit``, ``evaluate``, ``predict`` and the ``*_on_batch``
+   methods, of any model, first write the running fits' weights back to the variables
+   (:func:`sync_running_fits`); the fit then reads the variables again at its next step,
+   so what the call changed is kept. Outside a ``fit`` nothing changes.
 """
 
 import functools
@@ -65,6 +75,7 @@ _DATA_ARGUMENTS = {
 _TRAINING_METHODS = ("fit", "train_on_batch")
 _COMPILED_TRAINABLE = "_kerasbert_compiled_trainable"
 _NOTED = set()
+_RUNNING_FITS = []  # the models whose fit is running, innermost last
 
 
 def _numeric_literal_array(value):
@@ -207,11 +218,49 @@ def _train_as_compiled(model, call):
         ])  # fmt: skip
 
 
+def sync_running_fits():
+    """Write the weights of every model whose ``fit`` is running back to its variables
+    (Keras's ``jax_state_sync``; nothing to do off JAX or between steps). The fit reads
+    its variables again at its next step.
+
+    Example:
+
+    >>> import kerasbert.backend
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> class Peek(keras.callbacks.Callback):
+    ...     def on_batch_end(self, batch, logs=None):  # self.model is not read
+    ...         sync_running_fits()
+    ...         self.kernel = np.array(model.layers[0].kernel)
+    >>> peek = Peek()
+    >>> _ = model.fit(np.ones((2, 1)), np.ones((2, 1)), callbacks=[peek], verbose=0)
+    >>> bool(np.allclose(peek.kernel, model.layers[0].kernel))
+    True
+    """
+    for model in list(_RUNNING_FITS):
+        sync = getattr(model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+
+
 def _wrap_data_method(method, names, training=False):
     signature = inspect.signature(method)
+    fitting = method.__name__ == "fit"
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        sync_running_fits()
+        if not fitting:
+            return run(self, *args, **kwargs)
+        _RUNNING_FITS.append(self)
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            # this call's entry: the last one for this model
+            index = max(i for i, model in enumerate(_RUNNING_FITS) if model is self)
+            del _RUNNING_FITS[index]
+
+    def run(self, *args, **kwargs):
         if training:
             return _train_as_compiled(self, lambda: converted(self, *args, **kwargs))
         return converted(self, *args, **kwargs)

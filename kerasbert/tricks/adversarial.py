@@ -154,9 +154,11 @@ def virtual_adversarial_training(
     bert4keras's semi-supervised recipe trains two models sharing the layers: ``model`` on
     labeled batches with ``fit``, and ``model_vat`` (this trick) with ``train_on_batch``
     on an unlabeled batch in a callback's ``on_batch_end``. On JAX, ``fit`` keeps the
-    weights off the variables in mid-epoch; read ``self.model`` in the callback (which
-    writes them back) before ``model_vat.train_on_batch(...)``, or model_vat trains from
-    placeholder weights and ``fit`` overwrites its update.
+    weights off the variables in mid-epoch; ``kerasbert.backend`` (imported by any
+    bert4keras-style script) writes them back before ``model_vat.train_on_batch(...)``
+    runs, and ``fit`` keeps its update. Without that import, read ``self.model`` in the
+    callback (which writes them back) first, or ``train_on_batch`` finds the variables
+    emptied.
 
     Args:
         model: a compiled Keras model (JAX backend) that contains the embedding layer.

@@ -11,10 +11,10 @@ their labels, are the unlabeled data.
 
 bert4keras defines ``virtual_adversarial_training`` in the script with ``K.gradients`` /
 ``K.function`` and by replacing ``model.train_function``; none of these exist on Keras 3,
-and ``kerasbert.tricks`` provides the same function as a JAX train step. On JAX, ``fit``
-also keeps the weights it trains off the model's variables until the epoch ends, so the
-evaluator writes them back (``self.model.jax_state_sync()``) before ``model_vat`` trains
-on them; without that line ``train_on_batch`` finds the variables emptied by ``fit``.
+and ``kerasbert.tricks`` provides the same function as a JAX train step. (On JAX, ``fit``
+keeps the weights it trains off the model's variables until the epoch ends;
+``kerasbert.backend`` writes them back before ``model_vat.train_on_batch`` runs, so the
+evaluator stays as bert4keras wrote it.)
 """
 
 import os
@@ -151,7 +151,6 @@ class Evaluator(keras.callbacks.Callback):
 
     def on_batch_end(self, batch, logs=None):
         if use_vat:
-            self.model.jax_state_sync()  # keras3: fit keeps the weights off the variables
             dx, dy = next(self.data)
             model_vat.train_on_batch(dx, dy)
 
