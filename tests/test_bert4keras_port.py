@@ -79,6 +79,21 @@ def test_two_prefixed_models_share_one_keras_model(checkpoint):
     assert mixed.predict([IDS, SEGMENTS], verbose=0).shape == IDS.shape + (8,)
 
 
+def test_save_weights_as_checkpoint_writes_what_loads_back(checkpoint, tmp_path):
+    builder = build_transformer_model(CONFIG, checkpoint, with_mlm=True, prefix="Student-",
+                                      return_keras_model=False)  # fmt: skip
+    builder.save_weights_as_checkpoint(str(tmp_path / "out.ckpt"))
+    again = build_transformer_model(CONFIG, tmp_path / "out.ckpt", with_mlm=True)
+    np.testing.assert_array_equal(
+        again.predict([IDS, SEGMENTS], verbose=0),
+        builder.model.predict([IDS, SEGMENTS], verbose=0),
+    )
+    builder.save_weights_as_checkpoint(str(tmp_path / "half.ckpt"), dtype="float16")
+    assert kerasbert.checkpoints.open_checkpoint(tmp_path / "half.ckpt").dtype(
+        "bert/embeddings/word_embeddings"
+    ) == "float16"
+
+
 def test_the_builder_has_bert4keras_tensors():
     builder = build_transformer_model(CONFIG, with_pool=True, with_mlm=True,
                                       return_keras_model=False)  # fmt: skip

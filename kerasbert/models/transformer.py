@@ -228,6 +228,24 @@ class Transformer:
         )
         return self.load_report
 
+    def save_weights_as_checkpoint(self, filename, mapping=None, dtype=None):
+        """Write the model's weights as a TF checkpoint under the canonical names
+        (bert4keras's method; :func:`kerasbert.models.save_tf_checkpoint` for any model).
+
+        Args:
+            filename: the checkpoint prefix, e.g. ``out/bert_model.ckpt``.
+            mapping: a variable mapping to use instead of the builder's.
+            dtype: cast every array to this dtype (e.g. ``"float16"``) first.
+        """
+        from kerasbert.checkpoints import write_tf_checkpoint
+        from kerasbert.models.export import model_arrays
+
+        mapping = mapping or {self.prefixed(k): v for k, v in self.variable_mapping().items()}
+        arrays = model_arrays(self.model, mapping)
+        if dtype is not None:
+            arrays = {name: value.astype(dtype) for name, value in arrays.items()}
+        write_tf_checkpoint(filename, arrays)
+
     def block_prefixes(self):
         """Layer-name prefixes of the transformer blocks, in the order the model runs them."""
         raise NotImplementedError
