@@ -1,4 +1,4 @@
-"""Four Keras 2 behaviours of ``keras.Model`` that bert4keras scripts rely on, on Keras 3.
+"""Five Keras 2 behaviours of ``keras.Model`` that bert4keras scripts rely on, on Keras 3.
 
 :func:`install` wraps nine methods of ``keras.Model`` once per process, so they apply to
 every model: kerasbert's, one built with ``kerasbert.backend.keras.models.Model`` and one
@@ -50,6 +50,8 @@ untouched. The wrappers keep the wrapped methods' names, docstrings and signatur
    methods, of any model, first write the running fits' weights back to the variables
    (:func:`sync_running_fits`); the fit then reads the variables again at its next step,
    so what the call changed is kept. Outside a ``fit`` nothing changes.
+5. ``predict`` is silent unless ``verbose`` is passed, as in Keras 2 (Keras 3 prints a
+   progress bar per call, pages of them in bert4keras's per-batch evaluation loops).
 """
 
 import functools
@@ -246,6 +248,9 @@ def sync_running_fits():
 def _wrap_data_method(method, names, training=False):
     signature = inspect.signature(method)
     fitting = method.__name__ == "fit"
+    # Keras 2's predict was silent by default; Keras 3's prints a bar per call, which
+    # bert4keras's evaluation loops (one predict per batch) turn into pages of output.
+    silent_by_default = method.__name__ == "predict"
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -271,6 +276,8 @@ def _wrap_data_method(method, names, training=False):
         except TypeError:  # let Keras report the bad call
             return method(self, *args, **kwargs)
         changed = False
+        if silent_by_default and "verbose" not in bound.arguments:
+            bound.arguments["verbose"], changed = 0, True
         for name in names:
             if name in bound.arguments:
                 value = bound.arguments[name]

@@ -469,3 +469,15 @@ print("kerasbert.backend" in sys.modules)
     assert out[-3].startswith("keras refused: The filename must end in")
     assert out[-2].startswith("keras refused: Unrecognized data type")
     assert out[-1] == "False"  # kerasbert.backend was never imported
+
+
+def test_predict_is_silent_by_default_as_in_keras2(capsys):
+    import kerasbert.backend  # noqa: F401 (installs the Keras 2 behaviours)
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    x = np.ones((4, 3), "float32")
+    model.predict(x)
+    assert capsys.readouterr().out == ""
+    model.predict(x, verbose=1)
+    assert "step" in capsys.readouterr().out
