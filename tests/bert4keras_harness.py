@@ -15,6 +15,7 @@ import shutil
 import keras
 
 import kerasbert
+import kerasbert.backend  # noqa: F401 (patches keras.Model first: run_script wraps the patched fit)
 from kerasbert.models import build_transformer_model, save_tf_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
