@@ -134,7 +134,9 @@ class SentenceEncoder:
         from kerasbert.folders import choose
 
         limit = position_limit(model)
-        self.pooling = check_pooling(choose("pooling", pooling, settings, "mean"), ENCODER_POOLINGS)
+        # Token vectors ("none") are no pooling, so they contradict no folder's pooling.
+        folder = None if pooling == "none" else settings
+        self.pooling = check_pooling(choose("pooling", pooling, folder, "mean"), ENCODER_POOLINGS)
         self.normalize = bool(choose("normalize", normalize, settings, False))
         max_seq_len = choose("max_seq_len", max_seq_len, settings, limit or 512)
         if not (isinstance(max_seq_len, (int, np.integer)) and max_seq_len >= 2):

@@ -32,6 +32,14 @@ def in_notebook():
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
+def _has_widgets():
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _should_draw(enabled, stream):
     if enabled == "auto":
         isatty = getattr(stream, "isatty", None)
@@ -52,7 +60,10 @@ def progress_bar(total=None, desc="", unit="it", enabled="auto", unit_scale=Fals
     """
     draw = _should_draw(enabled, sys.stderr)
     try:
-        from tqdm.auto import tqdm
+        if in_notebook() and not _has_widgets():
+            from tqdm.std import tqdm  # tqdm.auto would warn "IProgress not found"
+        else:
+            from tqdm.auto import tqdm
     except ImportError:
         tqdm = None
     if tqdm is None or not draw:

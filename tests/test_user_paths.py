@@ -198,7 +198,8 @@ def test_progress_draws_in_notebooks_and_without_tqdm(monkeypatch, capsys):
     with progress.progress_bar(total=4, desc="work", enabled="auto") as bar:
         bar.update(4)
     assert "work" in capsys.readouterr().err
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # tqdm not installed
+    for module in ("tqdm", "tqdm.auto", "tqdm.std"):  # tqdm not installed
+        monkeypatch.setitem(sys.modules, module, None)
     with progress.progress_bar(total=2, desc="plain", enabled=True) as bar:
         bar.update(2)
     err = capsys.readouterr().err

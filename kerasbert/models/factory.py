@@ -164,7 +164,11 @@ def _say_random(config_path, model):
                     f"{os.fspath(config_path)!r})")  # fmt: skip
         except CheckpointError:
             pass
-    logger.warning("built %s with random weights (no checkpoint given)%s.", model, hint)
+    logger.warning(
+        "built %s with random weights (no checkpoint given)%s; load a checkpoint or "
+        "model.load_weights(...) before using it for anything but training from scratch.",
+        model, hint,
+    )  # fmt: skip
 
 
 def _with_application(BaseModel, application, name):
