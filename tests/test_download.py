@@ -44,7 +44,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         server = self.server
         with server.lock:
-            server.requests.append({"path": self.path, "range": self.headers.get("Range")})
+            server.requests.append(
+                {
+                    "path": self.path,
+                    "range": self.headers.get("Range"),
+                    "if_range": self.headers.get("If-Range"),
+                }
+            )
             mode = server.modes.get(self.path, "normal")
             if mode in ("cut_once", "reset_once", "503_once"):
                 server.modes[self.path] = "normal"  # misbehave once, then serve normally
@@ -61,8 +67,11 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "stall_headers":
             self._stall()
             return
+        # A strong ETag, honoured in If-Range, as static file servers do.
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         start, wanted = 0, self.headers.get("Range")
-        if wanted and mode != "ignore_range":
+        if_range = self.headers.get("If-Range")
+        if wanted and mode != "ignore_range" and if_range in (None, etag):
             start = int(wanted.split("=")[1].split("-")[0])
             if start >= len(data):
                 self.send_response(416)
@@ -75,6 +84,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        self.send_header("ETag", etag)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if mode == "stall":
