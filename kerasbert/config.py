@@ -153,7 +153,51 @@ def load_config(config=None, **overrides):
         merged["segment_vocab_size"] = merged.get("type_vocab_size", 2)
     merged.setdefault("layer_norm_eps", 1e-12)
     merged["hidden_act"] = normalize_activation(merged.get("hidden_act", "gelu"), google_format)
-    for key in ("dropout_rate", "attention_dropout_rate"):
-        if not 0.0 <= float(merged[key]) < 1.0:
-            raise ConfigError(f"{key} must be in [0, 1), got {merged[key]!r}.")
+    _check_values(merged, config)
     return merged
+
+
+# key -> (kind, lowest allowed, highest allowed or None, whether the lowest is allowed)
+# (the keys of config files first, then the derived keys, so a message names the file's key)
+_RANGES = {
+    "max_position_embeddings": ("int", 1, None, True),
+    "type_vocab_size": ("int", 0, None, True),
+    "hidden_dropout_prob": ("number", 0, 1, True),
+    "attention_probs_dropout_prob": ("number", 0, 1, True),
+    "embedding_size": ("int", 1, None, True),
+    "attention_head_size": ("int", 1, None, True),
+    "num_hidden_groups": ("int", 1, None, True),
+    "inner_group_num": ("int", 1, None, True),
+    "max_relative_position": ("int", 1, None, True),
+    "layer_norm_eps": ("number", 0, 1, False),
+    "initializer_range": ("number", 0, None, False),
+    "max_position": ("int", 1, None, True),
+    "segment_vocab_size": ("int", 0, None, True),
+    "dropout_rate": ("number", 0, 1, True),
+    "attention_dropout_rate": ("number", 0, 1, True),
+}
+
+
+def _check_values(merged, config):
+    """A ConfigError naming the key, the value and what is accepted, for a value of the
+    wrong type or out of range (a string ``"1e-12"``, a negative epsilon, ``1.5`` dropout)."""
+    source = config if isinstance(config, (str, os.PathLike)) else "the config"
+    for key, (kind, low, high, low_ok) in _RANGES.items():
+        value = merged.get(key)
+        if value is None:
+            continue
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+            accepted = f"an integer >= {low}"
+        else:
+            ok = numeric and (value >= low if low_ok else value > low)
+            ok = ok and (high is None or value < high) and value == value  # NaN fails
+            accepted = f"a number {'>=' if low_ok else '>'} {low}" + (
+                f" and < {high}" if high is not None else ""
+            )
+        if not ok:
+            raise ConfigError(
+                f"Config key {key!r} in {source} is {value!r}; it must be {accepted}"
+                f"{' (a JSON number, not a string)' if isinstance(value, str) else ''}."
+            )

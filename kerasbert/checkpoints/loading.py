@@ -6,8 +6,11 @@ source is a canonical checkpoint name, or ``(name, transform)`` with ``transform
 - ``"T"``: the checkpoint stores the transpose (e.g. ``cls/seq_relationship/output_weights``);
 - ``"vocab"``: rows are token ids, so ``keep_tokens`` / ``compound_tokens`` apply.
 
-Loading checks every mapped variable (present, right shape) before assigning any, so a model
-is never half-loaded; then it reads, converts and assigns one array at a time.
+Loading is all or nothing: every mapped variable is checked (present, right shape), then
+every array is read and checked (its checksum where the format has one, a float dtype for a
+float weight, finite values), and only then is anything assigned; a bad file leaves the
+model as it was. The checked arrays are held until assigned, so a load briefly needs about
+two copies of the weights (the model's and the file's).
 """
 
 import re
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerasbert.errors import WeightLoadingError
+from kerasbert.errors import ConfigError, WeightLoadingError
 from kerasbert.progress import progress_bar
 
 
@@ -63,6 +66,43 @@ def _vocab_rows(array, keep_tokens, compound_tokens):
     return array
 
 
+def check_vocab_options(keep_tokens, compound_tokens, rows):
+    """Raise a ConfigError unless ``keep_tokens`` / ``compound_tokens`` are ids among a
+    vocabulary of ``rows`` (no negative ids: ``-1`` would quietly take the last row).
+
+    Example:
+
+    >>> check_vocab_options([0, 5, 2], [[1, 2], ([3], [1.0])], rows=6)
+    >>> check_vocab_options([0, -1], None, rows=6)
+    Traceback (most recent call last):
+    ...
+    kerasbert.errors.ConfigError: keep_tokens[1] is -1; ...
+    """
+
+    def check_ids(ids, what):
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__") or len(ids) == 0:
+            raise ConfigError(f"{what} must be a non-empty list of token ids, got {ids!r}.")
+        for i, token in enumerate(ids):
+            ok = isinstance(token, (int, np.integer)) and not isinstance(token, bool)
+            if not ok or not 0 <= token < rows:
+                raise ConfigError(
+                    f"{what}[{i}] is {token!r}; token ids must be ints in [0, {rows}) for a "
+                    f"checkpoint vocabulary of {rows} rows."
+                )
+
+    if keep_tokens is not None:
+        check_ids(keep_tokens, "keep_tokens")
+    for n, item in enumerate(compound_tokens or ()):
+        ids, weights = item if isinstance(item, tuple) else (item, None)
+        check_ids(ids, f"compound_tokens[{n}]")
+        if weights is not None and (len(weights) != len(ids) or sum(weights) <= 0
+                                    or any(w < 0 for w in weights)):  # fmt: skip
+            raise ConfigError(
+                f"compound_tokens[{n}] weights {weights!r} must be as many as its ids "
+                f"({len(ids)}), non-negative, with a positive sum."
+            )
+
+
 def _expected_shape(shape, transform, keep_tokens, compound_tokens):
     shape = tuple(shape)
     if transform == "T":
@@ -71,6 +111,18 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
         rows = len(keep_tokens) if keep_tokens is not None else shape[0]
         return (rows + len(compound_tokens or ()),) + shape[1:]
     return shape
+
+
+def _mismatch(checkpoint, name, expected, variable):
+    """A shape-mismatch line that says which layout each shape is in."""
+    canonical = checkpoint.shape(name)
+    stored = tuple(checkpoint.entry(name).shape)
+    text = f"shape mismatch: {name!r} is {canonical} in the checkpoint"
+    if stored != canonical:
+        text += f" (stored transposed, as {stored})"
+    if expected != canonical:
+        text += f", {expected} as the model takes it"
+    return text + f"; the model's {variable.path} needs {tuple(variable.shape)}"
 
 
 def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial, model_layers):
@@ -94,12 +146,11 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial
                     f"missing: {name!r} (for {variable.path}){checkpoint.suggest(name)}"
                 )
                 continue
+            if transform == "vocab":
+                check_vocab_options(keep_tokens, compound_tokens, checkpoint.shape(name)[0])
             shape = _expected_shape(checkpoint.shape(name), transform, keep_tokens, compound_tokens)
             if shape != tuple(variable.shape):
-                problems.append(
-                    f"shape mismatch: {name!r} is {checkpoint.shape(name)} in the "
-                    f"checkpoint, the model's {variable.path} needs {tuple(variable.shape)}"
-                )
+                problems.append(_mismatch(checkpoint, name, shape, variable))
                 continue
             plan.append((variable, name, transform))
     keep_initial = [re.compile(pattern) for pattern in keep_initial]
@@ -127,6 +178,8 @@ def load_weights(
     keep_initial=(),
     model_layers=None,
     progress=False,
+    unused_not_allowed=(),
+    allow_non_finite=False,
 ):
     """Assign a checkpoint's variables to a model through a variable mapping.
 
@@ -135,8 +188,8 @@ def load_weights(
         checkpoint: an open :class:`kerasbert.checkpoints.Checkpoint`.
         mapping: ``{layer name: {variable path in layer: source}}`` (module docstring).
             Layers the model does not have are skipped.
-        ignore_invalid_weights: warn about missing / misshaped variables and load the
-            rest, instead of raising.
+        ignore_invalid_weights: warn about missing / misshaped variables (and unused ones
+            matching ``unused_not_allowed``) and load the rest, instead of raising.
         keep_tokens: token ids to keep from the checkpoint's vocabulary, in order.
         compound_tokens: extra tokens, each a list of ids (or ``(ids, weights)``) whose
             embeddings are averaged.
@@ -147,13 +200,20 @@ def load_weights(
             are and listed in ``LoadReport.untouched``. None: every layer of the model.
         progress: draw a progress bar over the variables (``True``, ``"auto"``: in a
             terminal or notebook, ``False``; :func:`kerasbert.progress.progress_bar`).
+        unused_not_allowed: regexes of checkpoint names that must not be left unused (the
+            blocks of a deeper model than the config describes: a config with fewer layers
+            than the checkpoint would load silently into a different model).
+        allow_non_finite: load NaN / inf values (by default they are an error: a model of
+            NaNs is a corrupt file, not a model).
 
     Returns:
         A :class:`LoadReport`.
 
     Raises:
-        WeightLoadingError: listing every missing or misshaped variable, with the nearest
-            names the checkpoint does have. Nothing is assigned in that case.
+        WeightLoadingError: listing every missing, misshaped or wrongly typed variable, with
+            the nearest names the checkpoint does have. Nothing is assigned in that case.
+        CheckpointError: a variable that cannot be read (corrupt data, a failed checksum).
+            Nothing is assigned in that case either.
 
     Example:
 
@@ -171,32 +231,72 @@ def load_weights(
     plan, problems, untouched = _plan(
         model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial, model_layers
     )
+    mapped = {name for _, name, _ in plan}
+    patterns = [re.compile(p) for p in unused_not_allowed]
+    extra = [n for n in checkpoint.names()
+             if n not in mapped and any(p.search(n) for p in patterns)]  # fmt: skip
+    if extra:
+        problems.append(
+            f"the checkpoint has {len(extra)} weights of blocks the model lacks, e.g. "
+            f"{extra[:3]}: the config describes fewer layers (or groups) than the checkpoint "
+            "holds; fix the config, or pass num_hidden_layers= explicitly to load the first "
+            "layers only"
+        )
     report = LoadReport(problems=problems, untouched=untouched)
     if problems:
-        listing = "\n  ".join(problems[:40])
-        more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""
-        message = (
-            f"{len(problems)} model weight(s) could not be loaded from {checkpoint.path!r} "
-            f"({checkpoint.format}):\n  {listing}{more}\n"
-        )
-        if not ignore_invalid_weights:
-            raise WeightLoadingError(
-                message + "Check that the config and model= match the checkpoint, or pass "
-                "ignore_invalid_weights=True to load the rest and keep the others random."
-            )
-        warnings.warn(message + "These weights keep their random initial values.", stacklevel=3)
+        _raise_or_warn(problems, checkpoint, ignore_invalid_weights)
 
-    used = set()
+    # Read and check everything before assigning anything: a bad array leaves the model
+    # as it was.
+    arrays = []
     with progress_bar(total=len(plan), desc="loading", unit="var", enabled=progress) as bar:
         for variable, name, transform in plan:
             array = checkpoint.read(name)
+            _check_values(array, name, variable, checkpoint, allow_non_finite)
             if transform == "T":
                 array = array.T
             elif transform == "vocab":
                 array = _vocab_rows(array, keep_tokens, compound_tokens)
-            variable.assign(array.astype(variable.dtype, copy=False))
-            report.loaded.append((variable.path, name))
-            used.add(name)
+            arrays.append(array.astype(variable.dtype, copy=False))
             bar.update(1)
+    for (variable, name, _), array in zip(plan, arrays):
+        variable.assign(array)
+        report.loaded.append((variable.path, name))
+    used = {name for _, name in report.loaded}
     report.unused = [name for name in checkpoint.names() if name not in used]
     return report
+
+
+def _raise_or_warn(problems, checkpoint, ignore_invalid_weights):
+    listing = "\n  ".join(problems[:40])
+    more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""
+    message = (
+        f"{len(problems)} model weight(s) could not be loaded from {checkpoint.path!r} "
+        f"({checkpoint.format}):\n  {listing}{more}\n"
+    )
+    if not ignore_invalid_weights:
+        raise WeightLoadingError(
+            message + "Check that the config and model= match the checkpoint, or pass "
+            "ignore_invalid_weights=True to load the rest and keep the others random."
+        )
+    warnings.warn(message + "These weights keep their random initial values.", stacklevel=4)
+
+
+def _check_values(array, name, variable, checkpoint, allow_non_finite):
+    """A float weight takes float values only (an integer or bool tensor of the same size
+    is a relabelled or corrupt file), and, unless allowed, finite ones."""
+    stored = checkpoint.dtype(name)
+    is_float = array.dtype.kind == "f" or "float" in array.dtype.name  # bfloat16 is kind 'V'
+    if np.dtype(variable.dtype).kind == "f" and not is_float:
+        raise WeightLoadingError(
+            f"Variable {name!r} in {checkpoint.path!r} is {stored}, but the model's "
+            f"{variable.path} is {variable.dtype}: a float weight stored as integers or "
+            "booleans is a mislabelled or corrupt file; convert or download it again."
+        )
+    if not allow_non_finite and is_float and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise WeightLoadingError(
+            f"Variable {name!r} in {checkpoint.path!r} holds {bad} NaN or infinite values; "
+            "the file is corrupt (or the model diverged when it was saved). Pass "
+            "allow_non_finite=True to load it anyway."
+        )

@@ -108,6 +108,10 @@ class ALBERT(BERT):
             name += f"-Inner{inner}"
         return name
 
+    def block_checkpoint_pattern(self):
+        block = rf"^{self.checkpoint_scope}/encoder/transformer/group_\d+/inner_group_\d+/"
+        return block + r".*/(kernel|bias|gamma|beta)$"
+
     def block_checkpoint_prefixes(self):
         prefixes = {}
         for index in range(self.num_hidden_layers):

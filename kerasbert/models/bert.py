@@ -339,6 +339,10 @@ class BERT(Transformer):
             )
         return mapping
 
+    def block_checkpoint_pattern(self):
+        # Weights only (kernel, bias, gamma, beta): optimizer slots (.../adam_m) are no block.
+        return rf"^{self.checkpoint_scope}/encoder/layer_\d+/.*/(kernel|bias|gamma|beta)$"
+
     def block_checkpoint_prefixes(self):
         """``(layer name prefix, checkpoint name prefix)`` of every transformer block."""
         return [

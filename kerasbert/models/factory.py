@@ -139,7 +139,10 @@ def build_transformer_model(
     builder = builder_class(application=application, **arguments)
     builder.build()
     if checkpoint is not None:
-        report = builder.load_weights_from_checkpoint(checkpoint, progress=progress)
+        deliberate = {"num_hidden_layers", "num_hidden_groups", "inner_group_num"} & set(kwargs)
+        report = builder.load_weights_from_checkpoint(
+            checkpoint, progress=progress, fewer_blocks=bool(deliberate)
+        )
         logger.info(
             "loaded %s (%s) from %s: %s parameters, %d checkpoint variables unused",
             model, checkpoint.format, checkpoint.path, f"{builder.model.count_params():,}",

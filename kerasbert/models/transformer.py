@@ -38,6 +38,8 @@ class Transformer:
         keep_tokens: token ids kept from the checkpoint's vocabulary (shrinks it).
         compound_tokens: extra tokens whose embeddings average existing ones.
         ignore_invalid_weights: load what fits and warn about the rest.
+        allow_non_finite: load NaN / inf weights (by default a checkpoint holding any is an
+            error: it is corrupt, or saved from a diverged run).
         application: ``"encoder"`` (bidirectional), ``"lm"`` (causal attention) or
             ``"unilm"`` (UniLM's seq2seq mask from the segment ids).
         gradient_checkpointing: recompute each transformer block's activations in the
@@ -83,6 +85,7 @@ class Transformer:
         keep_tokens=None,
         compound_tokens=None,
         ignore_invalid_weights=False,
+        allow_non_finite=False,
         application="encoder",
         gradient_checkpointing=False,
         prefix=None,
@@ -115,6 +118,7 @@ class Transformer:
         self.keep_tokens = keep_tokens
         self.compound_tokens = compound_tokens
         self.ignore_invalid_weights = ignore_invalid_weights
+        self.allow_non_finite = allow_non_finite
         if application not in APPLICATIONS:
             raise ModelTypeError(
                 f"Unknown application {application!r}; available: {list(APPLICATIONS)}."
@@ -208,9 +212,18 @@ class Transformer:
     # values: the projections of a conditional layer normalization start at zero by design.
     variables_without_checkpoint = (r"-Norm/(hidden|gamma|beta)_dense/",)
 
-    def load_weights_from_checkpoint(self, checkpoint, progress=False):
-        """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``; ``progress``
-        draws a bar over the variables (``True``, ``"auto"`` or ``False``).
+    def load_weights_from_checkpoint(self, checkpoint, progress=False, fewer_blocks=False):
+        """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``.
+
+        A checkpoint with more transformer blocks than the model is an error (the config
+        does not describe it) unless ``fewer_blocks`` (``build_transformer_model`` sets it
+        when ``num_hidden_layers`` / groups were passed explicitly: a deliberate truncation,
+        as in BERT-of-Theseus) or ``ignore_invalid_weights``.
+
+        Args:
+            checkpoint: a path or an open :class:`kerasbert.checkpoints.Checkpoint`.
+            progress: draw a bar over the variables (``True``, ``"auto"`` or ``False``).
+            fewer_blocks: load the model's blocks from a deeper checkpoint.
 
         Returns the :class:`kerasbert.checkpoints.LoadReport` (also kept as
         ``.load_report``).
@@ -225,6 +238,8 @@ class Transformer:
             keep_initial=self.variables_without_checkpoint,
             model_layers=list(self.layers),
             progress=progress,
+            unused_not_allowed=() if fewer_blocks else (self.block_checkpoint_pattern(),),
+            allow_non_finite=self.allow_non_finite,
         )
         return self.load_report
 
@@ -248,6 +263,12 @@ class Transformer:
 
     def block_prefixes(self):
         """Layer-name prefixes of the transformer blocks, in the order the model runs them."""
+        raise NotImplementedError
+
+    def block_checkpoint_pattern(self):
+        """A regex matching the canonical names of any transformer block's weights (of any
+        index, optimizer slots excluded): those the model leaves unused belong to blocks it
+        lacks."""
         raise NotImplementedError
 
     @classmethod
