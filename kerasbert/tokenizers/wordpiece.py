@@ -59,6 +59,21 @@ from kerasbert.tokenizers.truncation import truncate_sequences
 from kerasbert.tokenizers.vocab import load_vocab
 
 
+def _canonical_order(pairs):
+    """``(character, source)`` pairs with each run of combining marks (non-zero canonical
+    combining class) stably sorted by class, as Unicode's canonical ordering does."""
+    ordered, run = [], []
+    for pair in pairs:
+        if unicodedata.combining(pair[0]):
+            run.append(pair)
+            continue
+        ordered.extend(sorted(run, key=lambda p: unicodedata.combining(p[0])))
+        run = []
+        ordered.append(pair)
+    ordered.extend(sorted(run, key=lambda p: unicodedata.combining(p[0])))
+    return ordered
+
+
 class Tokenizer:
     """bert4keras-compatible WordPiece tokenizer (see the module docstring for behaviour).
 
@@ -405,18 +420,22 @@ class Tokenizer:
         lowered = text.lower() if self._do_lower_case else text
         per_char = [ch.lower() for ch in text] if self._do_lower_case else list(text)
         aligned = sum(len(c) for c in per_char) == len(lowered)
-        normalized, mapping, position = [], [], 0
+        pairs, position = [], 0  # (normalized character, index in text)
         for i, ch in enumerate(per_char):
             if aligned:  # whole-string lowering (final sigma) with per-character positions
                 ch, position = lowered[position : position + len(ch)], position + len(ch)
             if self._do_lower_case:
-                ch = "".join(
-                    c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn"
-                )
-            ch = "".join(c for c in ch if not is_removed(c))
-            normalized.append(ch)
-            mapping.extend([i] * len(ch))
-        return "".join(normalized), mapping
+                pairs.extend((c, i) for c in unicodedata.normalize("NFD", ch))
+            else:
+                pairs.extend((c, i) for c in ch)
+        if self._do_lower_case:
+            # NFD of the whole text is each character's decomposition in canonical order:
+            # runs of combining marks sorted (stably) by combining class, which may move a
+            # mark across the characters it came from. Do the same to the pairs.
+            pairs = _canonical_order(pairs)
+            pairs = [(c, i) for c, i in pairs if unicodedata.category(c) != "Mn"]
+        pairs = [(c, i) for c, i in pairs if not is_removed(c)]
+        return "".join(c for c, _ in pairs), [i for _, i in pairs]
 
     def rematch(self, text, tokens):
         """For each token, the indices of the characters of ``text`` it came from.
