@@ -225,6 +225,10 @@ def _check_relative_path(name, field, value):
     parts = value.replace("\\", "/").split("/")
     if not value or value.startswith(("/", "\\")) or ".." in parts or "" in parts:
         _fail(name, field, f"{value!r} must be a relative path inside the model folder.")
+    if re.match(r"[A-Za-z]:", value):
+        _fail(name, field, f"{value!r} starts with a drive; it must be a relative path.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        _fail(name, field, f"{value!r} contains a control character.")
 
 
 def validate_entry(name, entry):
@@ -236,7 +240,9 @@ def validate_entry(name, entry):
     give the fields their family requires (``embedding_size`` for ALBERT); ``urls`` are
     https (http only for a loopback host); archive formats download an archive of their
     kind, hf/safetensors download every file of ``files`` (except with ``manual_download``);
-    ``files`` are unique relative paths that contain ``config`` and ``vocab`` and the
+    downloaded URLs end in distinct file names (each is stored under its name); ``files``,
+    ``archive_root`` and ``pip_subdir`` are relative paths without ``..``, drives or control
+    characters; ``files`` are unique and contain ``config`` and ``vocab`` and the
     ``checkpoint`` file (or, for a TF checkpoint prefix, its ``.index`` and ``.data-*``
     files); ``sha256`` keys are downloads, URLs or files and values 64 lower-case hex digits
     or null; a cased vocabulary is not lowercased.
@@ -370,6 +376,22 @@ def _validate_urls(name, entry):
     if entry.get("manual_download"):
         return  # pages for a person; nothing to check against files
     basenames = [_url_basename(u) for u in urls]
+    for url, basename in zip(urls, basenames):
+        if basename in ("", ".", ".."):
+            _fail(
+                name,
+                "urls",
+                f"{url!r} does not end in a file name (each download is stored under the "
+                "last segment of its URL's path).",
+            )
+    twice = sorted({b for b in basenames if basenames.count(b) > 1})
+    if twice:
+        _fail(
+            name,
+            "urls",
+            f"several URLs download the file name(s) {twice}; each download is stored under "
+            "its file name, so one would overwrite the other.",
+        )
     suffixes = ARCHIVE_SUFFIXES.get(entry["format"])
     if suffixes:
         if not any(b.endswith(suffixes) for b in basenames):

@@ -10,6 +10,13 @@ looking in order at
    against sha256 when the index knows it, extracted without letting archive members escape,
    and moved into the cache atomically under an inter-process lock.
 
+A fetch assembles the model in a staging folder ``.<name>-staging-<random>`` beside the
+cache folder. One left by a process that was killed mid-fetch is removed by the next fetch
+of that model, once it holds the model's lock (so never a live fetch's). Nothing the index
+or an archive says reaches outside the model's folder: an index passed as a dict is checked
+like the packaged one, ``archive_root`` must resolve inside the extracted archive, and links
+in the archive must resolve inside the installed model folder.
+
 Files hosted on the Hugging Face hub are fetched from ``$HF_ENDPOINT`` when it is set (a
 mirror, e.g. ``https://hf-mirror.com``), as HF's own libraries do. With
 ``KERASBERT_OFFLINE=1`` the network is never touched; a model that is not local is an
@@ -17,17 +24,19 @@ error naming the files that are missing and where they would go. ``KERASBERT_IND
 at another index file (a private mirror, tests).
 """
 
+import contextlib
 import importlib.util
 import os
+import re
+import secrets
 import shutil
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from kerasbert.download import DownloadError, download, extract, file_lock, is_offline
 from kerasbert.errors import KerasBertError
-from kerasbert.index_schema import load_index
+from kerasbert.index_schema import load_index, validate_index
 
 COMPLETE_MARKER = ".kerasbert-complete"
 HF_HUB = "https://huggingface.co"
@@ -80,6 +89,8 @@ class PretrainedFiles:
 
 def _entry(name, index):
     index = index or os.environ.get("KERASBERT_INDEX") or None
+    if isinstance(index, dict):
+        validate_index(index)  # as load_index does for a file
     models = (index if isinstance(index, dict) else load_index(index))["models"]
     if name not in models:
         import difflib
@@ -178,46 +189,164 @@ def get_pretrained(name, index=None, progress=True, timeout=60.0):
     with file_lock(str(cached)):
         if (cached / COMPLETE_MARKER).exists() and _present(cached, entry):
             return _files(name, entry, cached, "cache")  # another process finished it
+        _clean_stale_staging(cached)
         _fetch(name, entry, cached, progress, timeout)
     return _files(name, entry, cached, "download")
 
 
+def _staging_pattern(name):
+    """The staging folders of model ``name``: this version's ``.<name>-staging-<32 hex>``
+    and older versions' ``tempfile.mkdtemp`` names ``.<name>-<8 of [a-z0-9_]>``.
+
+    Neither can be another model's: another name before the suffix would make the whole
+    name longer or put a ``-`` into the 8 characters.
+
+    Example:
+
+    >>> pattern = _staging_pattern("tiny-bert")
+    >>> [bool(pattern.fullmatch(n)) for n in
+    ...  [".tiny-bert-x1y2z3_q", ".tiny-bert-2-abcdefgh", ".tiny-bert-staging-" + "0" * 32]]
+    [True, False, True]
+    """
+    return re.compile(rf"\.{re.escape(name)}-(staging-[0-9a-f]{{32}}|[a-z0-9_]{{8}})")
+
+
+def _clean_stale_staging(cached):
+    """Remove the staging folders a killed fetch of this model left beside ``cached``.
+
+    The caller holds the model's lock, and only its holder creates staging folders, so
+    every one of this model's is stale.
+    """
+    pattern = _staging_pattern(cached.name)
+    try:
+        entries = list(os.scandir(cached.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if pattern.fullmatch(entry.name):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)
+
+
+def _new_staging(cached):
+    while True:
+        staging = cached.parent / f".{cached.name}-staging-{secrets.token_hex(16)}"
+        with contextlib.suppress(FileExistsError):
+            staging.mkdir()
+            return staging
+
+
+def _url_filename(name, url):
+    """The file name a download is stored under: the URL's last path segment."""
+    filename = os.path.basename(urllib.parse.urlparse(url).path)
+    if filename in ("", ".", ".."):
+        raise DownloadError(
+            f"The index entry {name!r} downloads {url!r}, which does not end in a file name; "
+            "fix the entry's urls."
+        )
+    return filename
+
+
+def _archive_root(extracted, archive_root):
+    """The folder of the extracted archive whose contents are the model.
+
+    ``archive_root`` when given (it must resolve, links followed, inside ``extracted``);
+    else the archive's single top folder, if it has exactly one; else ``extracted``.
+
+    Raises:
+        DownloadError: ``archive_root`` resolves outside ``extracted`` or is not a folder.
+    """
+    base = Path(os.path.realpath(extracted))
+    if not archive_root:
+        children = list(base.iterdir())
+        if len(children) == 1 and children[0].is_dir() and not children[0].is_symlink():
+            return children[0]  # an archive holding one folder: its contents are the model
+        return base
+    root = Path(os.path.realpath(base / archive_root))
+    if os.path.commonpath([base, root]) != str(base):
+        raise DownloadError(
+            f"archive_root {archive_root!r} resolves to {str(root)!r}, outside the extracted "
+            f"archive {str(base)!r}; refusing to use it (the index entry or the archive is "
+            "unsafe)."
+        )
+    if not root.is_dir():
+        raise DownloadError(
+            f"The archive has no folder {archive_root!r} (the entry's archive_root); it holds "
+            f"{sorted(p.name for p in base.iterdir())}. The index entry is wrong."
+        )
+    return root
+
+
+def _check_links(folder):
+    """Refuse links in ``folder`` that resolve outside it (once it is the model folder)."""
+    base = os.path.realpath(folder)
+    for parent, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+                if os.path.commonpath([base, real]) != base:
+                    raise DownloadError(
+                        f"The archive's link {os.path.relpath(path, folder)!r} points to "
+                        f"{os.readlink(path)!r}, which lies outside the model folder once "
+                        "installed; refusing it (the archive is unsafe)."
+                    )
+
+
+def _move_into(item, folder):
+    """Move ``item`` (a file, link or folder) into ``folder``; an archive file replaces a
+    downloaded file of the same name, anything else meeting a name already there is an
+    error."""
+    destination = folder / item.name
+    folders = item.is_dir() or (destination.is_dir() and not destination.is_symlink())
+    if os.path.lexists(destination) and folders:
+        raise DownloadError(
+            f"The archive's {item.name!r} collides with the file or folder of that name "
+            "another download of the entry provides; the index entry is wrong."
+        )
+    os.replace(item, destination)
+
+
+def _remove(path):
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def _fetch(name, entry, cached, progress, timeout):
-    downloads = home() / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cached.parent))
+    downloads = home() / "downloads" / name
+    staging = _new_staging(cached)
+    model, extracted = staging / "model", staging / "extract"
+    model.mkdir()
     try:
         for url in entry["urls"]:
-            filename = os.path.basename(urllib.parse.urlparse(url).path)
+            filename = _url_filename(name, url)
             sha = (entry.get("sha256") or {}).get(filename) or (entry.get("sha256") or {}).get(url)
-            target = downloads / f"{name}-{filename}"
+            target = downloads / filename
             download(mirrored(url), str(target), sha256=sha, timeout=timeout, progress=progress)
             if filename.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2")):
-                extract(str(target), str(staging / "archive"))
+                extract(str(target), str(extracted))
             else:
-                shutil.copyfile(target, staging / filename)
-        root = staging / "archive"
-        if root.exists():
-            if entry.get("archive_root"):
-                root = root / entry["archive_root"]
-            else:  # an archive holding one folder: its contents are the model
-                children = list(root.iterdir())
-                if len(children) == 1 and children[0].is_dir():
-                    root = children[0]
-            for item in root.iterdir():
-                shutil.move(str(item), staging / item.name)
-            shutil.rmtree(staging / "archive", ignore_errors=True)
-        missing = [f for f in entry["files"] if not (staging / f).exists()]
+                shutil.copyfile(target, model / filename)
+        if extracted.exists():
+            root = _archive_root(extracted, entry.get("archive_root"))
+            for item in sorted(root.iterdir()):
+                _move_into(item, model)
+        _check_links(model)
+        missing = [f for f in entry["files"] if not (model / f).exists()]
         if missing:
             raise DownloadError(
                 f"The download of {name!r} lacks {missing}; the index entry or the archive "
                 "layout is wrong (found: "
-                f"{sorted(p.name for p in staging.iterdir())})."
+                f"{sorted(p.name for p in model.iterdir())})."
             )
-        (staging / COMPLETE_MARKER).write_text("ok\n")
-        if cached.exists():
-            shutil.rmtree(cached)  # an incomplete earlier attempt
-        os.replace(staging, cached)
+        (model / COMPLETE_MARKER).write_text("ok\n")
+        _remove(cached)  # an incomplete earlier attempt
+        os.replace(model, cached)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
