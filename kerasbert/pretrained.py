@@ -88,7 +88,16 @@ class PretrainedFiles:
 
 
 def _entry(name, index):
+    if not isinstance(name, str):
+        raise KerasBertError(
+            f"A pretrained model is named by a string from `kerasbert list`, not {name!r}."
+        )
     index = index or os.environ.get("KERASBERT_INDEX") or None
+    if index is not None and not isinstance(index, (dict, str, os.PathLike)):
+        raise KerasBertError(
+            f"index= must be an index dict or the path of a weights_index.yaml, not "
+            f"{type(index).__name__} {index!r}."
+        )
     if isinstance(index, dict):
         validate_index(index)  # as load_index does for a file
     models = (index if isinstance(index, dict) else load_index(index))["models"]
@@ -185,7 +194,13 @@ def get_pretrained(name, index=None, progress=True, timeout=60.0):
             f"{entry['urls']}); download them by hand and put {entry['files']} in {cached}, "
             f"then create the empty file {cached / COMPLETE_MARKER}."
         )
-    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(
+            f"Cannot create the model cache folder {str(cached.parent)!r}: "
+            f"{error.strerror or error}. Set KERASBERT_HOME to a writable folder."
+        ) from error
     with file_lock(str(cached)):
         if (cached / COMPLETE_MARKER).exists() and _present(cached, entry):
             return _files(name, entry, cached, "cache")  # another process finished it
@@ -347,6 +362,13 @@ def _fetch(name, entry, cached, progress, timeout):
         (model / COMPLETE_MARKER).write_text("ok\n")
         _remove(cached)  # an incomplete earlier attempt
         os.replace(model, cached)
+    except DownloadError:
+        raise
+    except OSError as error:  # copying, moving, writing the marker: the disk, not the data
+        raise DownloadError(
+            f"Installing {name!r} into {str(cached)!r} failed: {error}. Check that the cache "
+            "folder (KERASBERT_HOME) is writable and has room."
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -14,6 +14,7 @@ the network beyond the loopback interface.
 import hashlib
 import select
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,8 +92,8 @@ class Handler(BaseHTTPRequestHandler):
             return False
         try:
             return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
+        except (OSError, ValueError):  # ValueError: TLS sockets cannot peek; clients send
+            return True  # nothing after their request, so readable means hung up
 
     def hold(self, seconds=MAX_HOLD_S):
         """Stay silent until the client hangs up (recorded as "client hung up") or until
@@ -179,15 +180,25 @@ def serve_file(
 
 
 class Server:
-    """A running scripted server: ``add(path, route)`` returns the URL."""
+    """A running scripted server: ``add(path, route)`` returns the URL.
 
-    def __init__(self):
+    Args:
+        tls: ``(certfile, keyfile)`` to serve https instead of http.
+    """
+
+    def __init__(self, tls=None):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         httpd = self.httpd
         httpd.routes, httpd.counts, httpd.requests, httpd.events = {}, {}, [], []
         httpd.lock, httpd.stop, httpd.noted = threading.Lock(), threading.Event(), threading.Event()
-        self.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+            scheme = "https"
+        self.base = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
         self.thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

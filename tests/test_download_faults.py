@@ -12,6 +12,8 @@ import json
 import multiprocessing
 import os
 import pathlib
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -162,6 +164,27 @@ def test_resume_with_if_range_when_unchanged(web, tmp_path):
     dest = tmp_path / "model.bin"
     download(url, dest, progress=False, chunk_size=4096)
     assert dest.read_bytes() == DATA
+    assert [(r["range"], r["if_range"]) for r in web.requests] == [
+        (None, None),
+        ("bytes=100000-", ETAG),
+    ]
+
+
+def test_full_206_to_a_plain_request_records_its_validator(web, tmp_path):
+    """Some servers answer every request with 206; the validator is kept all the same."""
+
+    def route(h, n):
+        start = _range_start(h) if h.headers.get("If-Range") == ETAG else 0
+        body = DATA[start:] if n else DATA[:100_000]
+        h.head(
+            206, [("ETag", ETAG), ("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")]
+        )
+        h.body(body)
+        h.cut()
+
+    url = web.add("/m.bin", route)
+    download(url, tmp_path / "m.bin", progress=False, chunk_size=4096)
+    assert (tmp_path / "m.bin").read_bytes() == DATA
     assert [(r["range"], r["if_range"]) for r in web.requests] == [
         (None, None),
         ("bytes=100000-", ETAG),
@@ -526,6 +549,13 @@ def test_bad_destinations(web, tmp_path):
     assert (tmp_path / "afile").read_bytes() == b"x"
 
 
+def test_local_paths_that_are_not_files(tmp_path):
+    with pytest.raises(DownloadError, match="nope"):
+        sha256_of(tmp_path / "nope")
+    with pytest.raises(DownloadError, match="file path"):
+        download((tmp_path / "x").as_uri(), None, progress=False)
+
+
 def test_part_symlink_is_not_followed(web, tmp_path):
     """A .part that is a symlink is removed, not written through."""
     url = web.add("/m.bin", lambda h, n: serve_file(h, DATA, ETAG))
@@ -542,3 +572,56 @@ def test_errors_are_kerasbert_errors(web, tmp_path):
     url = web.add("/m.bin", lambda h, n: h.head(204, []))
     with pytest.raises(KerasBertError):
         download(url, tmp_path / "m.bin", progress=False)
+
+
+# ------------------------------------------------------- https (a self-signed loopback server)
+
+
+@pytest.fixture
+def tls_web(tmp_path, monkeypatch):
+    """An https server on 127.0.0.1 with a fresh self-signed certificate that this
+    process trusts (SSL_CERT_FILE); skipped where no openssl command exists."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("KERASBERT_OFFLINE", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server = Server(tls=(str(cert), str(key)))
+    yield server
+    server.close()
+
+
+def test_https_download_resume_and_pacing(tls_web, tmp_path):
+    """The paced reader works on TLS sockets: a cut https download resumes with If-Range,
+    and a trickling https server fails the minimum rate."""
+    url = tls_web.add("/m.bin", lambda h, n: serve_file(h, DATA, ETAG, cut=None if n else 100_000))
+    download(url, tmp_path / "m.bin", sha256=DIGEST, progress=False, chunk_size=4096)
+    assert (tmp_path / "m.bin").read_bytes() == DATA
+    assert [r["if_range"] for r in tls_web.requests] == [None, ETAG]
+
+    def trickle(h, n):
+        h.head(200, [("Content-Length", str(len(DATA)))])
+        h.trickle(DATA, every=0.05)
+
+    slow = tls_web.add("/slow.bin", trickle)
+    with pytest.raises(DownloadError, match="min_rate=1000"):
+        download(
+            slow, tmp_path / "slow.bin", progress=False, timeout=5, min_rate=1000,
+            rate_window=0.5, retries=0,
+        )  # fmt: skip
+
+
+def test_https_redirect_to_plain_http_is_refused(tls_web, web, tmp_path):
+    target = web.add("/m.bin", lambda h, n: serve_file(h, DATA, ETAG))
+    url = tls_web.add("/m.bin", lambda h, n: h.head(302, [("Location", target)]))
+    with pytest.raises(DownloadError, match="plain http") as info:
+        download(url, tmp_path / "m.bin", progress=False)
+    assert target in str(info.value) and web.requests == []

@@ -276,3 +276,16 @@ def test_paths_with_control_characters_are_refused(field, value):
 def test_index_errors_are_kerasbert_errors():
     with pytest.raises(KerasBertError):
         get_pretrained("x", index={"models": {"x": {}}})
+
+
+def test_bad_names_indexes_and_cache_folders(home, tmp_path, monkeypatch):
+    with pytest.raises(KerasBertError, match="string"):
+        get_pretrained(123)
+    with pytest.raises(KerasBertError, match="index="):
+        get_pretrained("tiny-bert", index=["tiny-bert"])
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("KERASBERT_HOME", str(tmp_path / "afile"))
+    entry = _entry("http://127.0.0.1:9/tiny_bert.zip")
+    with pytest.raises(DownloadError, match="KERASBERT_HOME"):
+        get_pretrained("tiny-bert", index={"models": {"tiny-bert": entry}})
+    assert (tmp_path / "afile").read_text() == "x"

@@ -85,6 +85,9 @@ def sha256_of(path, chunk_size=1 << 20):
         path: the file.
         chunk_size: bytes read at a time.
 
+    Raises:
+        DownloadError: the file cannot be read (missing, a folder, no permission).
+
     Example:
 
     >>> import os, tempfile
@@ -94,9 +97,14 @@ def sha256_of(path, chunk_size=1 << 20):
     'e3b0c44298fc1c14'
     """
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(chunk_size), b""):
+                digest.update(block)
+    except OSError as error:
+        raise DownloadError(
+            f"Cannot compute the sha256 of {os.fspath(path)!r}: {error.strerror or error}."
+        ) from error
     return digest.hexdigest()
 
 
@@ -199,7 +207,14 @@ def download(
     kerasbert.download.errors.DownloadError: Cannot download 'ftp://example.com/x.bin': ...
     """
     url = _check_url(url)
-    destination = os.fspath(destination)
+    try:
+        destination = os.fspath(destination)
+    except TypeError:
+        raise DownloadError(
+            f"The download destination must be a file path, not {destination!r}."
+        ) from None
+    if isinstance(destination, bytes):
+        destination = os.fsdecode(destination)
     expected = _check_sha256(sha256)
     _check_number("timeout", timeout, positive=True)
     _check_number("retries", retries, integer=True)
@@ -248,7 +263,7 @@ def download(
 def _matches(path, expected):
     try:
         return os.path.isfile(path) and not os.path.islink(path) and sha256_of(path) == expected
-    except OSError:
+    except DownloadError:
         return False
 
 
@@ -694,8 +709,8 @@ class _Transfer:
         else:
             offset = 0  # 200: the server ignored the Range or the If-Range failed: restart
             total = stop = length
-            if status is not None:
-                self._write_state(headers, total)
+        if not offset and status is not None:
+            self._write_state(headers, total)  # the validator a later resume sends
         received = offset
         self.bar.update(received, total)
         with self._open_part(offset) as f:
@@ -822,12 +837,7 @@ class _Transfer:
                 "was deleted; try again."
             )
         if self.expected:
-            try:
-                actual = sha256_of(self.part)
-            except OSError as error:
-                raise DownloadError(
-                    f"Cannot read back {self.part!r}: {error.strerror or error}."
-                ) from error
+            actual = sha256_of(self.part)
             if actual != self.expected:
                 self._discard()
                 raise DownloadError(
