@@ -146,8 +146,10 @@ def read_settings(folder, entry=None):
         settings.set("do_lower_case", True, f"the folder name {name!r}")
     elif re.search(r"(^|[_-])cased([_-]|$)", name):
         settings.set("do_lower_case", False, f"the folder name {name!r}")
-    if entry is not None and isinstance(entry.get("do_lower_case"), bool):
-        settings.set("do_lower_case", entry["do_lower_case"], "the weights index")
+    if entry is not None:
+        for key in ("do_lower_case", "pooling", "normalize", "max_seq_len"):
+            if entry.get(key) is not None:
+                settings.set(key, entry[key], "the weights index")
     tokenizer = _read_json(folder, "tokenizer_config.json") or {}
     if isinstance(tokenizer.get("do_lower_case"), bool):
         settings.set("do_lower_case", tokenizer["do_lower_case"], "tokenizer_config.json")

@@ -25,6 +25,7 @@ import yaml
 
 from kerasbert import families
 from kerasbert.errors import KerasBertError
+from kerasbert.pooling_names import POOLINGS
 
 FAMILIES = tuple(families.names())
 LANGUAGES = ("zh", "en", "multilingual")
@@ -63,6 +64,11 @@ OPTIONAL_FIELDS = {
     "manual_download": (bool, "true or false"),
     "homepage": (str, "a URL"),
     "note": (str, "a string"),
+    # How the model is used when its folder does not say (a download of a
+    # sentence-transformers model that fetches only its weights, config and vocabulary).
+    "pooling": (str, "a pooling name"),
+    "normalize": (bool, "true or false"),
+    "max_seq_len": (int, "an integer"),
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -293,7 +299,9 @@ def validate_entry(name, entry):
     for field, allowed in (("family", FAMILIES), ("language", LANGUAGES), ("format", FORMATS)):
         if entry[field] not in allowed:
             _fail(name, field, f"{entry[field]!r} is not one of {list(allowed)}.")
-    for field in ("layers", "hidden", "heads", "parameters", "embedding_size"):
+    if "pooling" in entry and entry["pooling"] not in POOLINGS:
+        _fail(name, "pooling", f"{entry['pooling']!r} is not one of {list(POOLINGS)}.")
+    for field in ("layers", "hidden", "heads", "parameters", "embedding_size", "max_seq_len"):
         if field in entry and entry[field] <= 0:
             _fail(name, field, f"must be positive, got {entry[field]}.")
     if entry["hidden"] % entry["heads"]:

@@ -50,7 +50,7 @@ def test_folder_with_config(tmp_path):
         ({k: v for k, v in BASE.items() if k != "hidden_size"}, "lacks required key.*hidden_size"),
         (dict(BASE, num_hidden_layers=0), "positive integer"),
         (dict(BASE, hidden_act="mystery"), "Unsupported hidden_act"),
-        (dict(BASE, hidden_dropout_prob=1.5), "dropout_rate"),
+        (dict(BASE, hidden_dropout_prob=1.5), "hidden_dropout_prob.*< 1"),
     ],
 )
 def test_bad_configs(config, message):

@@ -318,3 +318,22 @@ def test_load_index_errors(tmp_path):
     with pytest.raises(WeightsIndexError, match=r"'x', field 'urls'"):
         load_index(broken)
     assert load_index(broken, validate=False)["models"]["x"]["urls"] == ["ftp://example.com/a.zip"]
+
+
+def test_sentence_model_settings_are_checked():
+    _rejects(_broken({"pooling": "average"}, base="all-MiniLM-L6-v2"), "pooling", "not one of")
+    _rejects(_broken({"max_seq_len": 0}, base="all-MiniLM-L6-v2"), "max_seq_len", "positive")
+    _rejects(_broken({"normalize": "yes"}, base="all-MiniLM-L6-v2"), "normalize", "true or false")
+
+
+def test_index_settings_configure_a_bare_download(tmp_path):
+    """A download that fetched only weights, config and vocabulary still pools, normalizes
+    and limits the length as the release does; files in the folder override the index."""
+    from kerasbert.folders import read_settings
+
+    entry = MODELS["all-MiniLM-L6-v2"]
+    settings = read_settings(tmp_path, entry)
+    assert (settings.pooling, settings.normalize, settings.max_seq_len) == ("mean", True, 256)
+    assert settings.source["pooling"] == "the weights index"
+    (tmp_path / "tokenizer_config.json").write_text('{"model_max_length": 128}')
+    assert read_settings(tmp_path, entry).max_seq_len == 128
