@@ -215,27 +215,85 @@ class ArrayCheckpoint(Checkpoint):
         return self._arrays[entry.source_name]
 
 
+def inside_folder(folder, name):
+    """The path ``name`` (read from a file of ``folder``) names, or None if it leaves it.
+
+    A relative name is joined to ``folder``; an absolute one is taken as it is. Either way
+    the directory the path ends in is resolved (symbolic links and ``..`` followed, as the
+    OS will) and must be ``folder`` or a folder inside it (resolved the same way). The last
+    component itself may be a symbolic link that the folder holds: the folder's owner put
+    it there (HF's cache links every file of a snapshot to a blob outside it), while the
+    name came from a file, which anyone may have written.
+
+    Args:
+        folder: the checkpoint's folder.
+        name: the path as written in the file.
+
+    Example:
+
+    >>> inside_folder("/data/model", "shard-1.safetensors")
+    '/data/model/shard-1.safetensors'
+    >>> inside_folder("/data/model", "../../etc/passwd") is None
+    True
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        return None
+    folder = os.fspath(folder) or "."
+    path = name if os.path.isabs(name) else os.path.join(folder, name)
+    root = os.path.realpath(folder)
+    parent = os.path.realpath(os.path.dirname(path))
+    if os.path.commonpath([root, parent]) != root:
+        return None
+    return path
+
+
 def read_shard_index(path):
     """``{tensor name: shard file path}`` from an HF ``*.index.json`` shard index.
 
-    Every shard it names must exist beside it.
+    Every shard it names must be a regular file in the index's own folder: a name that is
+    absolute, climbs out with ``..`` or leads out through a linked directory is refused
+    before anything is opened (:func:`inside_folder`), so
+    an index written by a stranger cannot make kerasbert read other files.
 
     Args:
         path: the ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``.
     """
+    limit = 64 << 20  # bytes; HF's indexes are ~100 KB even for the largest models
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Shard index {path!r} is not a regular file.")
     try:
+        if os.path.getsize(path) > limit:
+            raise ValueError(f"it is over {limit} bytes")
         with open(path, encoding="utf-8") as f:
             weight_map = json.load(f)["weight_map"]
-        folder = os.path.dirname(path)
-        shard_of = {name: os.path.join(folder, file) for name, file in weight_map.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ValueError("'weight_map' is not a non-empty object")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(
             f"{path!r} is not a valid shard index ({e}); it needs a 'weight_map' of tensor "
             "name -> shard file."
         ) from None
+    folder = os.path.dirname(path) or "."
+    shard_of = {}
+    for name, file in weight_map.items():
+        if not isinstance(file, str) or not file:
+            raise CheckpointError(
+                f"Shard index {path!r} gives tensor {name!r} the shard {file!r}, which is not "
+                "a file name; the index is corrupt: download it again."
+            )
+        shard = inside_folder(folder, file)
+        if shard is None:
+            raise CheckpointError(
+                f"Shard index {path!r} names shard {file!r} (for tensor {name!r}), which lies "
+                f"outside the index's folder {folder!r}; kerasbert opens only shards beside "
+                "the index. The index is corrupt or crafted: download it again from the "
+                "model's source."
+            )
+        shard_of[name] = shard
     for file in sorted(set(shard_of.values())):
         if not os.path.isfile(file):
+            state = "is not a regular file" if os.path.exists(file) else "is missing"
             raise CheckpointError(
-                f"Shard {file!r} named in {path!r} is missing; download every shard."
+                f"Shard {file!r} named in {path!r} {state}; download every shard."
             )
     return shard_of

@@ -3,16 +3,20 @@
 Keras names the groups in these files after layer classes and their order, not after the
 checkpoint variables, so a ``.weights.h5`` is loaded by Keras itself
 (``model.load_weights``) into a model of the same architecture. This class lists what the
-file holds (for ``inspect`` and for error messages) and checks that it is an HDF5 file.
+file holds (for ``inspect`` and for error messages) and checks that it is an HDF5 file
+whose every dataset is stored in the file itself
+(:func:`kerasbert.checkpoints.hf_tf_h5.open_hdf5`), before Keras or kerasbert reads any.
 """
 
+import collections
 import warnings
 
-import h5py
-
-from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.base import Checkpoint
+from kerasbert.checkpoints.hf_tf_h5 import dataset_entry, open_hdf5
 from kerasbert.checkpoints.loading import LoadReport
-from kerasbert.errors import CheckpointError, WeightLoadingError
+from kerasbert.errors import CheckpointError, KerasBertError, WeightLoadingError
+
+_SHOWN = 3  # mismatching variables named in a message, per side
 
 
 class KerasWeightsCheckpoint(Checkpoint):
@@ -38,28 +42,63 @@ class KerasWeightsCheckpoint(Checkpoint):
 
     def __init__(self, path):
         super().__init__(path)
+        self._layer_of = {}  # dataset name -> the Keras layer name its group records
+        self._file, datasets = open_hdf5(path)
         try:
-            with h5py.File(path, "r") as f:
-                if "layers" not in f and "vars" not in f:
-                    raise CheckpointError(
-                        f"{path!r} is an HDF5 file but not a Keras .weights.h5 file (no "
-                        "'layers' group); HF tf_model.h5 files are a different format."
-                    )
-                f.visititems(self._collect)
-        except OSError as e:
+            if "layers" not in self._file and "vars" not in self._file:
+                raise CheckpointError(
+                    f"{path!r} is an HDF5 file but not a Keras .weights.h5 file (no "
+                    "'layers' group); HF tf_model.h5 files are a different format."
+                )
+            for name, dataset in datasets:
+                # A compiled model's save_weights also stores its optimizer's state
+                # ("optimizer/..."): not model weights, and not needed to load them.
+                if isinstance(name, str) and name.startswith("optimizer/"):
+                    continue
+                self._entries[name] = dataset_entry(path, name, dataset)
+                layer = dataset.parent.attrs.get("name")  # Keras records it on "vars"
+                if isinstance(layer, str):
+                    self._layer_of[name] = layer
+        except CheckpointError:
+            self._file.close()
+            raise
+        except Exception as e:
+            self._file.close()
             raise CheckpointError(
-                f"{path!r} is not a readable HDF5 file ({e}); it may be truncated or corrupt."
+                f"Keras weights file {path!r} is unreadable ({e}); it may be truncated or "
+                "corrupt: save or download it again."
             ) from None
 
-    def _collect(self, name, obj):
-        # A compiled model's save_weights also stores its optimizer's state ("optimizer/..."):
-        # not model weights, and not needed to load them.
-        if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer/"):
-            self._entries[name] = Entry(name, tuple(obj.shape), obj.dtype.name)
-
     def _read(self, entry):
-        with h5py.File(self.path, "r") as f:
-            return f[entry.source_name][()]
+        return self._file[entry.source_name][()]
+
+    def close(self):
+        self._file.close()
+
+    def _mismatch(self, model):
+        """Name the first variables whose shapes the file and the model do not share."""
+        in_model = collections.Counter(tuple(v.shape) for v in model.weights)
+        in_file = collections.Counter(self.shape(n) for n in self.names())
+        extra, missing = in_file - in_model, in_model - in_file
+        file_side = []
+        for name in self.names():  # in the file's order
+            shape = self.shape(name)
+            if extra[shape] > 0 and len(file_side) < _SHOWN:
+                extra[shape] -= 1
+                layer = f" (layer {self._layer_of[name]!r})" if name in self._layer_of else ""
+                file_side.append(f"{name!r}{layer} is {shape}")
+        model_side = []
+        for variable in model.weights:  # in the model's order
+            shape = tuple(variable.shape)
+            if missing[shape] > 0 and len(model_side) < _SHOWN:
+                missing[shape] -= 1
+                model_side.append(f"{variable.path!r} is {shape}")
+        parts = []
+        if file_side:
+            parts.append("in the file, not the model: " + "; ".join(file_side))
+        if model_side:
+            parts.append("in the model, not the file: " + "; ".join(model_side))
+        return ", ".join(parts)
 
     def load_into(self, model, mapping=None, **options):
         """Load into ``model`` with Keras itself, refusing partial loads.
@@ -67,7 +106,9 @@ class KerasWeightsCheckpoint(Checkpoint):
         Keras matches a ``.weights.h5`` to a model by architecture, not by name, so
         ``mapping`` and the name-based options are not used. Keras skips groups it cannot
         match with only a warning, leaving those layers random; here the file's variable
-        shapes must equal the model's, and any such warning is an error.
+        shapes must equal the model's (else the error names the first variables that
+        differ, with both shapes), and any such warning is an error. The file is checked
+        again just before Keras opens it by its path.
 
         Returns:
             A :class:`kerasbert.checkpoints.LoadReport`.
@@ -81,14 +122,23 @@ class KerasWeightsCheckpoint(Checkpoint):
         if stored != expected:
             raise WeightLoadingError(
                 f"Keras weights file {self.path!r} holds {len(stored)} variables, the "
-                f"model has {len(expected)}, or their shapes differ. {advice}"
+                f"model has {len(expected)}, and their shapes differ ({self._mismatch(model)}). "
+                f"{advice}"
             )
+        open_hdf5(self.path)[0].close()  # what Keras opens is what was checked
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", UserWarning)
                 model.load_weights(self.path)
-        except (ValueError, KeyError, OSError, UserWarning) as e:
+        except KerasBertError:
+            raise
+        except (ValueError, KeyError, UserWarning) as e:
             raise WeightLoadingError(
                 f"Keras weights file {self.path!r} does not fit this model ({e}). {advice}"
+            ) from None
+        except Exception as e:  # h5py / HDF5 reading the data
+            raise CheckpointError(
+                f"Keras could not read weights file {self.path!r} ({type(e).__name__}: {e}); "
+                "it may be truncated or corrupt: save or download it again."
             ) from None
         return LoadReport(loaded=[(v.path, v.path) for v in model.weights])

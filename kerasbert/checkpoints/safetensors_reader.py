@@ -1,6 +1,14 @@
-"""Reader of HF ``model.safetensors`` files, single or sharded (``*.index.json``)."""
+"""Reader of HF ``model.safetensors`` files, single or sharded (``*.index.json``).
 
-from safetensors import SafetensorError, safe_open
+The safetensors library validates a file's header (offsets, sizes, dtypes) when it opens
+it; whatever it raises, at opening or reading, is a :class:`CheckpointError` naming the
+file. A shard index's file names must stay in the index's folder
+(:func:`kerasbert.checkpoints.base.read_shard_index`).
+"""
+
+import os
+
+from safetensors import safe_open
 
 from kerasbert.checkpoints.base import Checkpoint, Entry, read_shard_index
 from kerasbert.errors import CheckpointError
@@ -15,18 +23,37 @@ _DTYPES = {
     "I32": "int32",
     "I16": "int16",
     "I8": "int8",
+    "U64": "uint64",
+    "U32": "uint32",
+    "U16": "uint16",
     "U8": "uint8",
     "BOOL": "bool",
 }
+_CORRUPT = "it may be truncated or corrupt: download or convert it again"
 
 
 def _open(path):
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path!r} is not a regular file; pass the safetensors file itself.")
     try:
         return safe_open(path, framework="numpy")
-    except (SafetensorError, OSError, ValueError) as e:
+    except Exception as e:  # SafetensorError, OSError, ...: whatever the header's parser finds
         raise CheckpointError(
-            f"{path!r} is not a readable safetensors file ({e}); it may be truncated or "
-            "corrupt: download or convert it again."
+            f"{path!r} is not a readable safetensors file ({e}); {_CORRUPT}."
+        ) from None
+
+
+def _list(handle, path):
+    """``[(name, shape, dtype code)]`` of an open file, from its (validated) header."""
+    try:
+        listed = []
+        for name in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
+            view = handle.get_slice(name)
+            listed.append((name, tuple(view.get_shape()), view.get_dtype()))
+        return listed
+    except Exception as e:
+        raise CheckpointError(
+            f"{path!r} has an unreadable safetensors header ({e}); {_CORRUPT}."
         ) from None
 
 
@@ -50,6 +77,7 @@ class SafetensorsCheckpoint(Checkpoint):
     naming = "hf"
 
     def __init__(self, path):
+        path = os.fspath(path)
         super().__init__(path)
         self._files = {}
         if path.endswith(".json"):
@@ -60,12 +88,10 @@ class SafetensorsCheckpoint(Checkpoint):
         for file in sorted(set(shard_of.values())) if shard_of else [path]:
             handle = _open(file)
             self._files[file] = handle
-            for name in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
+            for name, shape, code in _list(handle, file):
                 if shard_of is not None and shard_of.get(name) != file:
                     continue
-                view = handle.get_slice(name)
-                dtype = _DTYPES.get(view.get_dtype(), view.get_dtype())
-                sources.append(Entry(name, tuple(view.get_shape()), dtype))
+                sources.append(Entry(name, shape, _DTYPES.get(code, code)))
         self._file_of = shard_of or {e.source_name: path for e in sources}
         if shard_of:
             missing = sorted(set(shard_of) - {e.source_name for e in sources})
@@ -77,7 +103,19 @@ class SafetensorsCheckpoint(Checkpoint):
         self._add_translated(sources)
 
     def _read(self, entry):
-        return self._files[self._file_of[entry.source_name]].get_tensor(entry.source_name)
+        file = self._file_of[entry.source_name]
+        if entry.dtype not in _DTYPES.values():
+            raise CheckpointError(
+                f"Tensor {entry.source_name!r} in {file!r} is stored as {entry.dtype}, which "
+                f"kerasbert cannot read (supported: {', '.join(_DTYPES)}); convert the "
+                "checkpoint to float32 or float16."
+            )
+        try:
+            return self._files[file].get_tensor(entry.source_name)
+        except Exception as e:
+            raise CheckpointError(
+                f"Could not read tensor {entry.source_name!r} from {file!r} ({e}); {_CORRUPT}."
+            ) from None
 
     def close(self):
         self._files.clear()

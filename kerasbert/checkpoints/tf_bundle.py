@@ -8,6 +8,7 @@ map, checked against its CRC when read.
 """
 
 import contextlib
+import math
 import mmap
 import os
 import re
@@ -16,7 +17,7 @@ import ml_dtypes
 import numpy as np
 
 from kerasbert.checkpoints import protobuf as pb
-from kerasbert.checkpoints.base import Checkpoint, Entry
+from kerasbert.checkpoints.base import Checkpoint, Entry, inside_folder
 from kerasbert.checkpoints.crc32c import crc32c, mask, unmask
 from kerasbert.checkpoints.sstable import read_table, write_table
 from kerasbert.errors import CheckpointError
@@ -40,6 +41,25 @@ TF_DTYPES = {
 TF_DTYPE_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 21: "variant"}
 _NUMPY_TO_TF = {dtype: code for code, dtype in TF_DTYPES.items()}
 _DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+_STATE_FILE_LIMIT = 1 << 20  # bytes; TF's state files are a few lines
+_INDEX_LIMIT = 1 << 30  # bytes; an index of a million variables is ~100 MB
+_LITTLE, _BIG = 0, 1  # BundleHeaderProto.Endianness
+
+
+def _read_state_file(state):
+    """``model_checkpoint_path`` of a TF ``checkpoint`` state file, or None."""
+    try:
+        with open(state, "rb") as f:
+            text = f.read(_STATE_FILE_LIMIT + 1)
+    except OSError as e:
+        raise CheckpointError(f"Cannot read TensorFlow state file {state!r} ({e}).") from None
+    if len(text) > _STATE_FILE_LIMIT:
+        raise CheckpointError(
+            f"TensorFlow state file {state!r} is over {_STATE_FILE_LIMIT} bytes; TensorFlow "
+            "writes a few lines there. Delete it or pass the checkpoint prefix itself."
+        )
+    match = re.search(r'^model_checkpoint_path:\s*"(.*)"', text.decode("utf-8", "replace"), re.M)
+    return match.group(1) if match else None
 
 
 def resolve_prefix(path):
@@ -47,6 +67,13 @@ def resolve_prefix(path):
 
     Accepts the prefix itself (``.../bert_model.ckpt``), its ``.index`` or a
     ``.data-*`` file, or a folder holding one checkpoint or a ``checkpoint`` state file.
+
+    The prefix a state file names must lie in the state file's folder
+    (:func:`inside_folder`). TensorFlow 2 writes it relative to the folder; TensorFlow 1
+    wrote absolute paths, accepted when they lead into the folder. A path that leads out
+    of it (a checkpoint moved from where it was written, or a crafted file) is not
+    followed: the checkpoint of the same name in the folder is used, and without one it
+    is an error naming the state file, the path and the folder.
 
     Args:
         path: the path the user gave.
@@ -66,18 +93,27 @@ def resolve_prefix(path):
     if not os.path.isdir(path):
         return None
     state = os.path.join(path, "checkpoint")
-    if os.path.isfile(state):
-        with open(state, encoding="utf-8", errors="replace") as f:
-            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.M)
-        if match:
-            prefix = match.group(1)
-            prefix = prefix if os.path.isabs(prefix) else os.path.join(path, prefix)
-            if os.path.isfile(prefix + ".index"):
-                return prefix
-            local = os.path.join(path, os.path.basename(prefix))
-            if os.path.isfile(local + ".index"):
-                return local  # a checkpoint moved from where it was written
-    indexes = sorted(f for f in os.listdir(path) if f.endswith(".index"))
+    named = _read_state_file(state) if os.path.isfile(state) else None
+    if named:
+        prefix = inside_folder(path, named)
+        if prefix is not None and os.path.isfile(prefix + ".index"):
+            return prefix
+        # The name's last component, in this folder (TF1 on Windows wrote backslashes).
+        local = inside_folder(path, re.split(r"[\\/]", named)[-1])
+        if local is not None and os.path.isfile(local + ".index"):
+            return local  # a checkpoint moved from where it was written
+        if prefix is None:
+            raise CheckpointError(
+                f"TensorFlow state file {state!r} names checkpoint {named!r}, which lies "
+                f"outside the checkpoint's folder {path!r}, and the folder holds no "
+                "checkpoint of that name; kerasbert opens only files inside the folder. "
+                "Pass the prefix of the checkpoint you mean (e.g. .../bert_model.ckpt)."
+            )
+    indexes = sorted(
+        f
+        for f in os.listdir(path)
+        if f.endswith(".index") and os.path.isfile(os.path.join(path, f))
+    )
     if len(indexes) > 1:
         raise CheckpointError(
             f"Folder {path!r} holds several TensorFlow checkpoints ({indexes}); pass the "
@@ -116,13 +152,18 @@ class TFCheckpoint(Checkpoint):
         self._maps = {}
         self._source = {}
         index_path = resolved + ".index"
-        with open(index_path, "rb") as f:
-            entries = read_table(f.read(), index_path)
+        entries = _read_index(index_path)
         if not entries or entries[0][0] != b"":
             raise CheckpointError(f"{index_path!r} has no bundle header (corrupt index).")
-        header = pb.parse_message(entries[0][1])
-        self.num_shards = header.get(1, [1])[0]
-        self.big_endian = header.get(2, [0])[0] == 1
+        header = _message(entries[0][1], index_path, "the bundle header")
+        self.num_shards = _scalar(header, 1, int, 1, index_path, "the bundle header")
+        endianness = _scalar(header, 2, int, _LITTLE, index_path, "the bundle header")
+        if endianness not in (_LITTLE, _BIG):
+            raise CheckpointError(
+                f"{index_path!r}: the bundle header gives endianness {endianness}, which is "
+                "neither little- (0) nor big-endian (1); the index is corrupt."
+            )
+        self.big_endian = endianness == _BIG
         if not 1 <= self.num_shards <= 100000:
             raise CheckpointError(f"{index_path!r}: implausible shard count {self.num_shards}")
         sources = []
@@ -139,15 +180,17 @@ class TFCheckpoint(Checkpoint):
         self._add_translated(sources)
 
     def _parse_entry(self, name, value, index_path):
-        fields = pb.parse_message(value)
+        where = f"variable {name!r}"
+        fields = _message(value, index_path, where)
         if 7 in fields:
             return {"shape": (), "dtype_name": "sliced", "sliced": True}
-        dtype_code = fields.get(1, [0])[0]
+        dtype_code = _scalar(fields, 1, int, 0, index_path, where)
         dims = []
-        for shape_bytes in fields.get(2, []):
-            shape = pb.parse_message(shape_bytes)
-            for dim_bytes in shape.get(2, []):
-                dims.append(pb.to_signed64(pb.parse_message(dim_bytes).get(1, [0])[0]))
+        for shape_bytes in _repeated(fields, 2, bytes, index_path, where):
+            shape = _message(shape_bytes, index_path, where)
+            for dim_bytes in _repeated(shape, 2, bytes, index_path, where):
+                dim = _message(dim_bytes, index_path, where)
+                dims.append(pb.to_signed64(_scalar(dim, 1, int, 0, index_path, where)))
         if any(d < 0 for d in dims):
             raise CheckpointError(f"{index_path!r}: variable {name!r} has a negative dimension")
         dtype = TF_DTYPES.get(dtype_code)
@@ -157,10 +200,10 @@ class TFCheckpoint(Checkpoint):
             "dtype_name": dtype.name
             if dtype is not None
             else TF_DTYPE_NAMES.get(dtype_code, f"tf-dtype-{dtype_code}"),
-            "shard": fields.get(3, [0])[0],
-            "offset": pb.to_signed64(fields.get(4, [0])[0]),
-            "size": pb.to_signed64(fields.get(5, [0])[0]),
-            "crc32c": fields.get(6, [None])[0],
+            "shard": _scalar(fields, 3, int, 0, index_path, where),
+            "offset": pb.to_signed64(_scalar(fields, 4, int, 0, index_path, where)),
+            "size": pb.to_signed64(_scalar(fields, 5, int, 0, index_path, where)),
+            "crc32c": _scalar(fields, 6, int, None, index_path, where),
             "sliced": False,
         }
         if info["shard"] >= self.num_shards or info["offset"] < 0 or info["size"] < 0:
@@ -171,15 +214,17 @@ class TFCheckpoint(Checkpoint):
         if shard not in self._maps:
             path = f"{self.path}.data-{shard:05d}-of-{self.num_shards:05d}"
             if not os.path.isfile(path):
+                state = "is not a regular file" if os.path.exists(path) else "is missing"
                 raise CheckpointError(
-                    f"Data shard {path!r} of checkpoint {self.path!r} is missing; copy every "
+                    f"Data shard {path!r} of checkpoint {self.path!r} {state}; copy every "
                     f".data-*-of-{self.num_shards:05d} file beside the .index file."
                 )
-            size = os.path.getsize(path)
-            self._maps[shard] = (
-                np.memmap(path, np.uint8, mode="r") if size else np.zeros(0, np.uint8),
-                path,
-            )
+            try:
+                size = os.path.getsize(path)
+                data = np.memmap(path, np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+            except (OSError, ValueError) as e:
+                raise CheckpointError(f"Cannot read data shard {path!r} ({e}).") from None
+            self._maps[shard] = (data, path)
         return self._maps[shard]
 
     def _read(self, entry):
@@ -198,7 +243,7 @@ class TFCheckpoint(Checkpoint):
             )
         data, path = self._shard(info["shard"])
         offset, size = info["offset"], info["size"]
-        expected = int(np.prod(info["shape"], dtype=np.int64)) * dtype.itemsize
+        expected = math.prod(info["shape"]) * dtype.itemsize  # Python ints: no overflow
         if size != expected:
             raise CheckpointError(
                 f"Variable {name!r} in {self.path!r}: {size} bytes stored for shape "
@@ -249,6 +294,58 @@ class TFCheckpoint(Checkpoint):
 
     def close(self):
         self._maps.clear()
+
+
+def _read_index(index_path):
+    """The ``(key, value)`` entries of a bundle's ``.index`` table."""
+    try:
+        size = os.path.getsize(index_path)
+        if size > _INDEX_LIMIT:
+            raise CheckpointError(
+                f"{index_path!r} is {size} bytes, more than any checkpoint index kerasbert "
+                f"reads ({_INDEX_LIMIT}); it is not a checkpoint index, or is corrupt."
+            )
+        with open(index_path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CheckpointError(f"Cannot read checkpoint index {index_path!r} ({e}).") from None
+    try:
+        return read_table(data, index_path)
+    except CheckpointError as e:
+        if index_path in str(e):
+            raise
+        raise CheckpointError(f"{index_path!r}: {e}; the index is corrupt.") from None
+    except Exception as e:  # struct / index arithmetic on malformed bytes
+        raise CheckpointError(
+            f"{index_path!r} is not a readable checkpoint index ({type(e).__name__}: {e}); "
+            "it is corrupt: download or copy it again."
+        ) from None
+
+
+def _message(data, index_path, where):
+    """A protobuf message of the index, decoded; errors name the file and the entry."""
+    try:
+        return pb.parse_message(data)
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"{index_path!r}: {where} is not a valid protobuf message ({e}); the index is corrupt."
+        ) from None
+
+
+def _repeated(fields, number, kind, index_path, where):
+    values = fields.get(number, [])
+    if any(not isinstance(v, kind) for v in values):
+        raise CheckpointError(
+            f"{index_path!r}: field {number} of {where} has the wrong protobuf wire type; "
+            "the index is corrupt."
+        )
+    return values
+
+
+def _scalar(fields, number, kind, default, index_path, where):
+    """A singular field (the last value wins, as in protobuf), checked for its type."""
+    values = _repeated(fields, number, kind, index_path, where)
+    return values[-1] if values else default
 
 
 def _release_pages(data, offset, size):
