@@ -3,7 +3,9 @@
 Google's original TF code (BERT, ALBERT, NEZHA) implements ``hidden_act: "gelu"`` as the tanh
 approximation, while HF transformers means the exact erf form by ``gelu`` (and tanh by
 ``gelu_new``). A config without a ``model_type`` key is a Google-format config, so its
-``gelu`` becomes ``gelu_tanh``; an HF config's ``gelu`` becomes ``gelu_erf``. Pass
+``gelu`` becomes ``gelu_tanh``; an HF config's ``gelu`` becomes ``gelu_erf``. Families
+trained with bert4keras (RoFormer), whose ``gelu`` is the erf form, read their Google-format
+configs with ``google_gelu="gelu_erf"`` (the family record's ``google_gelu``). Pass
 ``hidden_act="gelu_erf"`` or ``"gelu_tanh"`` to override either way.
 """
 
@@ -38,12 +40,14 @@ _HF_ACTIVATIONS = {
 _GOOGLE_ACTIVATIONS = dict(_HF_ACTIVATIONS, gelu="gelu_tanh")
 
 
-def normalize_activation(name, google_format):
+def normalize_activation(name, google_format, google_gelu="gelu_tanh"):
     """Map a config's ``hidden_act`` to ``gelu_erf``, ``gelu_tanh``, ``relu``, ...
 
     Args:
         name: the activation name as written in the config.
         google_format: True for configs of the original TF code (no ``model_type`` key).
+        google_gelu: what ``"gelu"`` means in such a config: Google's TF code computes the
+            tanh form; bert4keras, which trained RoFormer, the erf one.
 
     Example:
 
@@ -52,7 +56,7 @@ def normalize_activation(name, google_format):
     >>> normalize_activation("gelu", google_format=False)
     'gelu_erf'
     """
-    table = _GOOGLE_ACTIVATIONS if google_format else _HF_ACTIVATIONS
+    table = dict(_GOOGLE_ACTIVATIONS, gelu=google_gelu) if google_format else _HF_ACTIVATIONS
     if not isinstance(name, str) or name not in table:
         raise ConfigError(
             f"Unsupported hidden_act {name!r}; expected one of {sorted(table)}. "
@@ -100,7 +104,7 @@ def read_config_file(path):
     return config
 
 
-def load_config(config=None, **overrides):
+def load_config(config=None, google_gelu="gelu_tanh", **overrides):
     """Merge a config (path or dict) with keyword overrides and normalize it.
 
     The result keeps every original key and adds bert4keras's derived keys:
@@ -111,6 +115,8 @@ def load_config(config=None, **overrides):
 
     Args:
         config: path of a JSON config file (or its folder), a dict, or None.
+        google_gelu: what ``"gelu"`` means in a config without ``model_type``
+            (:func:`normalize_activation`; the family's ``google_gelu``).
         **overrides: values that replace the config's.
 
     Example:
@@ -152,7 +158,9 @@ def load_config(config=None, **overrides):
     if "segment_vocab_size" not in merged:
         merged["segment_vocab_size"] = merged.get("type_vocab_size", 2)
     merged.setdefault("layer_norm_eps", 1e-12)
-    merged["hidden_act"] = normalize_activation(merged.get("hidden_act", "gelu"), google_format)
+    merged["hidden_act"] = normalize_activation(
+        merged.get("hidden_act", "gelu"), google_format, google_gelu
+    )
     _check_values(merged, config)
     return merged
 

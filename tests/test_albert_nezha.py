@@ -311,24 +311,40 @@ DETECTION_CASES = [
     ("hf_tf_bert_tiny", "tf_model.h5", "bert"),
     ("albert_tiny", "model.safetensors", "albert"),
     ("albert_tiny", "albert_model.ckpt", "albert"),
-    ("nezha_tiny", "model.safetensors", "nezha"),
-    ("nezha_tiny", "model.ckpt", "nezha"),
+    ("nezha_tiny", "model.safetensors", "nezha"),  # HF names: nezha.*
 ]
+# A config that names no family: the checkpoint alone decides.
+NO_FAMILY_CONFIG = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
+                    "num_attention_heads": 1, "intermediate_size": 1}  # fmt: skip
 
 
 @pytest.mark.parametrize("folder,checkpoint,family", DETECTION_CASES)
 def test_family_is_detected_from_the_checkpoint(folder, checkpoint, family):
     folder = FIXTURES / folder
-    # A config that names no family: the checkpoint alone decides.
-    config = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
-              "num_attention_heads": 1, "intermediate_size": 1}  # fmt: skip
     from kerasbert.checkpoints import open_checkpoint
-    from kerasbert.families import detect_from_names
+    from kerasbert.families import detect_checkpoint, detect_from_names
     from kerasbert.models import resolve_model
 
     ckpt = open_checkpoint(folder / checkpoint)
-    assert detect_from_names(ckpt.names()) == family
-    assert resolve_model(None, config, ckpt) == family
+    assert detect_from_names(ckpt.names(), ckpt.family_hint) == family
+    assert detect_checkpoint(ckpt) == family
+    assert resolve_model(None, NO_FAMILY_CONFIG, ckpt) == family
+
+
+def test_nezha_tf_names_alone_are_ambiguous_and_the_config_decides():
+    """Huawei's TF names are BERT's without position_embeddings, as RoFormer's are."""
+    from kerasbert.checkpoints import open_checkpoint
+    from kerasbert.families import checkpoint_candidates, detect_checkpoint
+    from kerasbert.models import resolve_model
+
+    ckpt = open_checkpoint(FIXTURES / "nezha_tiny" / "model.ckpt")
+    assert checkpoint_candidates(ckpt) == ["nezha", "roformer"]
+    assert detect_checkpoint(ckpt) is None
+    with pytest.raises(ModelTypeError, match="could be nezha or roformer.*model='nezha'"):
+        resolve_model(None, NO_FAMILY_CONFIG, ckpt)
+    google = json.loads((FIXTURES / "nezha_tiny" / "bert_config.json").read_text())
+    assert resolve_model(None, google, ckpt) == "nezha"  # max_relative_position says it
+    assert resolve_model("nezha", NO_FAMILY_CONFIG, ckpt) == "nezha"
 
 
 @pytest.mark.parametrize(

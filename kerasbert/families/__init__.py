@@ -13,8 +13,8 @@ Example:
 
 >>> model_entry("roberta").builder_class().__name__, get("albert").tf_files[0]
 ('BERT', 'albert_model.ckpt')
->>> detect_from_names(["bert/encoder/layer_0/output/dense/kernel"])
-'nezha'
+>>> candidates_from_names(["bert/encoder/layer_0/output/dense/kernel"])
+['nezha', 'roformer']
 """
 
 from kerasbert.errors import ModelTypeError
@@ -23,8 +23,9 @@ from kerasbert.families.bert import BERT
 from kerasbert.families.naming import NameTable, Rule, Slot
 from kerasbert.families.nezha import NEZHA
 from kerasbert.families.record import Detection, Family, ModelEntry
+from kerasbert.families.roformer import ROFORMER
 
-FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA)}
+FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER)}
 DEFAULT = "bert"  # the family of a checkpoint and a config that show none
 
 
@@ -86,6 +87,35 @@ def _single(found, what):
     return found[0] if found else None
 
 
+def candidates_from_names(names, hint=None):
+    """Every family whose canonical checkpoint names these could be, in registration order.
+
+    Families whose names agree (NEZHA and RoFormer both have BERT's names without
+    ``position_embeddings``) are all listed, unless ``hint`` is one of them: then only it.
+
+    Args:
+        names: canonical variable names of a checkpoint.
+        hint: a family the stored names' own spelling points to (a checkpoint's
+            ``family_hint``).
+
+    Example:
+
+    >>> candidates_from_names(["bert/encoder/layer_0/a"], hint="nezha")
+    ['nezha']
+    """
+    names = list(names)
+    found = [f.name for f in FAMILIES.values() if f.checkpoint_names.matches(names)]
+    return [hint] if hint in found else found
+
+
+def checkpoint_candidates(checkpoint):
+    """:func:`candidates_from_names` of an open :class:`kerasbert.checkpoints.Checkpoint`
+    (its names and ``family_hint``); empty for a format whose names are not canonical."""
+    if not checkpoint.names_are_canonical:
+        return []
+    return candidates_from_names(checkpoint.names(), checkpoint.family_hint)
+
+
 def detect_from_names(names, hint=None):
     """The family whose canonical checkpoint names these are, or None.
 
@@ -102,19 +132,15 @@ def detect_from_names(names, hint=None):
     >>> detect_from_names(["bert/embeddings/position_embeddings", "bert/encoder/layer_0/a"])
     'bert'
     """
-    names = list(names)
-    found = [f.name for f in FAMILIES.values() if f.checkpoint_names.matches(names)]
-    if hint in found:
-        return hint
-    return _single(found, "The checkpoint's variable names")
+    return _single(candidates_from_names(names, hint), "The checkpoint's variable names")
 
 
 def detect_checkpoint(checkpoint):
-    """The family of an open :class:`kerasbert.checkpoints.Checkpoint`, or None (unknown,
-    or a format whose names are not canonical, such as Keras ``.weights.h5``)."""
-    if not checkpoint.names_are_canonical:
-        return None
-    return detect_from_names(checkpoint.names(), checkpoint.family_hint)
+    """The family of an open :class:`kerasbert.checkpoints.Checkpoint`, or None: unknown,
+    ambiguous (names several families share, no hint: :func:`checkpoint_candidates` lists
+    them), or a format whose names are not canonical, such as Keras ``.weights.h5``."""
+    found = checkpoint_candidates(checkpoint)
+    return found[0] if len(found) == 1 else None
 
 
 def detect_from_layers(layer_names):
@@ -133,6 +159,8 @@ def detect_from_config(config):
     ('albert', 'albert')
     >>> detect_from_config({"use_relative_position": True}), detect_from_config({})
     ('nezha', None)
+    >>> detect_from_config({"rotary_value": False})
+    'roformer'
     """
     model_type = str(config.get("model_type", "")).lower()
     for family in FAMILIES.values():
@@ -140,6 +168,8 @@ def detect_from_config(config):
             return family.name
     for family in FAMILIES.values():
         if any(config.get(key) not in (None, False) for key in family.config_markers):
+            return family.name
+        if any(key in config for key in family.config_signatures):
             return family.name
     return None
 
@@ -211,6 +241,8 @@ __all__ = [
     "NameTable",
     "Rule",
     "Slot",
+    "candidates_from_names",
+    "checkpoint_candidates",
     "config_keys",
     "detect_checkpoint",
     "detect_from_config",

@@ -73,6 +73,8 @@ class Family:
         checkpoint_names: recognises the family from canonical variable names.
         layer_names: recognises a model kerasbert built from its layer names.
         config_markers: config keys whose presence (with a true value) marks the family.
+        config_signatures: config keys whose presence, whatever their value, marks the
+            family (RoFormer's ``rotary_value``, false in every released checkpoint).
         model_types: HF ``model_type`` values of the family; the first is written.
         hf_prefix: the module prefix of HF names (``"bert."``).
         hf_class: the HF class-name stem (``"Bert"`` -> ``BertForPreTraining``).
@@ -86,6 +88,9 @@ class Family:
             value (``max_relative_position``).
         config_constants: keys written with a fixed value (``use_relative_position``).
         tf_files: ``(checkpoint prefix, config file)`` a TF conversion writes.
+        google_gelu: what ``"gelu"`` means in a config without ``model_type`` (the original
+            code's activation): ``"gelu_tanh"`` for Google's TF code, ``"gelu_erf"`` for
+            families trained with bert4keras, whose ``gelu`` is the erf form.
         vocab_variable: the canonical name whose rows are the vocabulary.
         index_fields: index-entry fields this family requires beyond the common ones.
         tiny_config: config values that, over a tiny BERT-sized config, exercise what is
@@ -100,6 +105,7 @@ class Family:
     checkpoint_names: Detection
     layer_names: Detection
     config_markers: tuple = ()
+    config_signatures: tuple = ()
     model_types: tuple = ()
     hf_prefix: str = ""
     hf_class: str = ""
@@ -109,6 +115,7 @@ class Family:
     config_keys: tuple = ()
     config_constants: dict = field(default_factory=dict)
     tf_files: tuple = ("bert_model.ckpt", "bert_config.json")
+    google_gelu: str = "gelu_tanh"
     vocab_variable: str = ""
     index_fields: tuple = ()
     tiny_config: dict = field(default_factory=dict)

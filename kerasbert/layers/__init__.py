@@ -18,6 +18,7 @@ from kerasbert.layers.pooling import (
 )
 from kerasbert.layers.position import SinusoidalPositionEmbedding
 from kerasbert.layers.relative import RelativeMultiHeadAttention, RelativePositionEmbedding
+from kerasbert.layers.rotary import RotaryMultiHeadAttention
 
 __all__ = [
     "GlobalAveragePooling1D",
@@ -43,6 +44,7 @@ __all__ = [
     "PositionEmbedding",
     "RelativeMultiHeadAttention",
     "RelativePositionEmbedding",
+    "RotaryMultiHeadAttention",
     "TokenSlice",
 ]
 

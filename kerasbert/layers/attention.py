@@ -58,7 +58,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
     With no relative-position term and no active attention dropout the fused
     ``keras.ops.dot_product_attention`` is used; otherwise an einsum path, which subclasses
-    extend with position terms (``split_inputs`` returns them as ``relative_positions``).
+    extend with position terms (``split_inputs`` returns a position input, which
+    ``position_heads`` applies to the heads or keeps as the einsum path's
+    ``relative_positions``).
 
     Args:
         heads: number of attention heads.
@@ -129,16 +131,28 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.reshape(x, (batch, length, self.heads, size))
 
     def split_inputs(self, inputs):
-        """``(q, k, v, bias, relative_positions)`` from the input list.
+        """``(q, k, v, bias, positions)`` from the input list.
 
-        ``relative_positions`` is None here; :class:`RelativeMultiHeadAttention` takes one
-        more input and returns its relative-position encodings (per pair or per distance).
+        ``positions`` is None here; subclasses take one more input and return it:
+        :class:`RelativeMultiHeadAttention` its relative-position encodings (per pair or per
+        distance), :class:`RotaryMultiHeadAttention` the sinusoids of its rotary embedding.
         """
         bias = inputs[3] if len(inputs) > 3 else None
         return inputs[0], inputs[1], inputs[2], bias, None
 
+    def position_heads(self, qw, kw, vw, positions):
+        """Per-head queries, keys and values after any position transform, and the position
+        terms left for the logits and output (``relative_positions`` of :meth:`attend`).
+
+        Here nothing changes. :class:`RotaryMultiHeadAttention` rotates the heads and
+        leaves no term (so the fused kernel still applies); relative attention keeps its
+        encodings as the term. Incremental decoding calls this on the new positions' heads
+        before caching them.
+        """
+        return qw, kw, vw, positions
+
     def call(self, inputs, mask=None, training=None):
-        q, k, v, bias, relative_positions = self.split_inputs(inputs)
+        q, k, v, bias, positions = self.split_inputs(inputs)
         key_mask = None
         if mask is not None:
             key_mask = mask[2] if mask[2] is not None else mask[1]
@@ -146,6 +160,7 @@ class MultiHeadAttention(keras.layers.Layer):
         qw = self._split_heads(self.query_dense(q), self.key_size)
         kw = self._split_heads(self.key_dense(k), self.key_size)
         vw = self._split_heads(self.value_dense(v), self.head_size)
+        qw, kw, vw, relative_positions = self.position_heads(qw, kw, vw, positions)
         scale = 1.0 / self.key_size**0.5 if self.attention_scale else 1.0
 
         dropout_active = bool(training) and self.attention_dropout > 0

@@ -5,7 +5,9 @@ computed (later tokens cannot influence earlier ones), so generation can run eac
 through the network alone, attending to the cached keys and values of the prefix, instead
 of recomputing the whole prefix at every step. :class:`IncrementalModel` does that with the
 model's own layers (the same weights and attention code as the functional model), for
-BERT, ALBERT and NEZHA.
+BERT, ALBERT, NEZHA and RoFormer. Positions are absolute: a chunk after ``n`` cached tokens
+takes positions ``n, n + 1, ...``, for learned position embeddings, NEZHA's relative
+distances and RoFormer's rotations alike (keys and values are cached already rotated).
 
 The cache has a fixed size: ``max_length`` positions are allocated on the first call, new
 keys and values are written in place at the current length (``slice_update``, i.e. XLA's
@@ -22,6 +24,7 @@ from keras import ops
 
 from kerasbert.compilation import CompilationCounter, bucket_length, make_buckets
 from kerasbert.errors import ConfigError
+from kerasbert.ops import sinusoidal_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +134,20 @@ class IncrementalModel:
             allowed = index[:, None, :] <= query_index[:, :, None]
         return ops.where(allowed, 0.0, _FORBIDDEN)[:, None]
 
-    def _relative(self, positions):
+    def _positions_input(self, positions):
+        """The attention layers' position input for queries at ``positions`` (absolute):
+        NEZHA's relative encodings against every cache position, RoFormer's rotary
+        sinusoids of the new positions, or None."""
         layer = self.layers.get("Embedding-Relative-Position")
-        if layer is None:
-            return None
-        k = layer.max_relative_position
-        keys = ops.arange(self.max_length, dtype="int32")
-        index = ops.clip(keys[None, :] - positions[:, None], -k, k) + k
-        return ops.take(ops.convert_to_tensor(layer.table), index, axis=0)
+        if layer is not None:
+            k = layer.max_relative_position
+            keys = ops.arange(self.max_length, dtype="int32")
+            index = ops.clip(keys[None, :] - positions[:, None], -k, k) + k
+            return ops.take(ops.convert_to_tensor(layer.table), index, axis=0)
+        layer = self.layers.get("Embedding-Rotary-Position")
+        if layer is not None:
+            return sinusoidal_embeddings(positions[None], layer.output_dim)
+        return None
 
     def _step(self, cache, token_ids, segment_ids, past, count):
         """One chunk: ``token_ids`` ``(batch, width)`` of which ``count`` are real, written
@@ -153,7 +162,7 @@ class IncrementalModel:
         bias = self._attention_bias(all_segments, positions)
         filled = ops.arange(self.max_length, dtype="int32")[None, :] < past + count
         key_mask = ops.logical_and(all_ids != 0, filled)
-        relative = self._relative(positions)
+        position_input = self._positions_input(positions)
 
         x = self._embed(token_ids, segment_ids, positions)
         keys, values = [], []
@@ -162,6 +171,8 @@ class IncrementalModel:
             qw = attention._split_heads(attention.query_dense(x), attention.key_size)
             kw = attention._split_heads(attention.key_dense(x), attention.key_size)
             vw = attention._split_heads(attention.value_dense(x), attention.head_size)
+            # Rotary embeddings rotate the new heads at their positions before caching.
+            qw, kw, vw, relative = attention.position_heads(qw, kw, vw, position_input)
             kw = ops.slice_update(cache["keys"][index], (0, past, 0, 0), kw)
             vw = ops.slice_update(cache["values"][index], (0, past, 0, 0), vw)
             keys.append(kw)

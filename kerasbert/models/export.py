@@ -114,12 +114,15 @@ def save_safetensors(model, path, family=None, mapping=None):
     The file loads with the family's HF class (``BertForPreTraining.from_pretrained``,
     ``AlbertForPreTraining``, ``NezhaForPreTraining``; or the bare ``*Model``) given a
     matching ``config.json``, and with kerasbert itself. Its metadata is
-    ``{"format": "pt"}``, as HF writes it.
+    ``{"format": "pt"}``, as HF writes it, plus kerasbert's CRC-32C of every tensor under
+    ``"kerasbert.crc32c"`` (:mod:`kerasbert.checkpoints.integrity`), checked when kerasbert
+    reads the file.
 
     Args:
         model: a kerasbert ``keras.Model``.
         path: the ``.safetensors`` file to write, or a folder (``model.safetensors`` in it).
-        family: the family whose HF names to write; detected from the weights if None.
+        family: the family whose HF names to write; if None, the family whose layers the
+            model has (else the one its weights' names show).
         mapping: the model's variable mapping (inferred from the layer names when None).
 
     Returns:
@@ -136,5 +139,8 @@ def save_safetensors(model, path, family=None, mapping=None):
     (10, 4)
     """
     arrays = model_arrays(model, mapping)
-    family = family or families.detect_from_names(arrays) or families.DEFAULT
+    if family is None:
+        # The layers tell families apart whose checkpoint names agree (NEZHA, RoFormer).
+        found = families.detect_from_layers([layer.name for layer in model.layers])
+        family = found.name if found else families.detect_from_names(arrays) or families.DEFAULT
     return write_safetensors(arrays, path, family)

@@ -30,6 +30,10 @@ logger = logging.getLogger("kerasbert")
 def resolve_model(model, config, checkpoint):
     """The ``model=`` name to build: ``model`` checked against the checkpoint, or detected.
 
+    A checkpoint whose names several families share (NEZHA's and RoFormer's are the same)
+    is resolved by the config (``model_type``, or a family's own keys) or by ``model=``;
+    with neither it is an error, never a guess.
+
     Args:
         model: a name from :func:`kerasbert.families.model_names`, ``"auto"``, or None
             (= ``"auto"``).
@@ -41,27 +45,41 @@ def resolve_model(model, config, checkpoint):
     >>> resolve_model(None, {"inner_group_num": 1}, None), resolve_model("roberta", {}, None)
     ('albert', 'roberta')
     """
-    detected = None if checkpoint is None else families.detect_checkpoint(checkpoint)
+    candidates = [] if checkpoint is None else families.checkpoint_candidates(checkpoint)
     from_config = families.detect_from_config(config)
     if model is None or model == "auto":
-        if detected and from_config and detected != from_config:
-            raise ConfigError(
-                f"The config describes a {from_config} model but checkpoint "
-                f"{checkpoint.path!r} looks like {detected}; pass the matching config."
-            )
-        return families.get(detected or from_config or families.DEFAULT).model().name
+        if candidates and from_config not in candidates:
+            if from_config:
+                raise ConfigError(
+                    f"The config describes a {from_config} model but checkpoint "
+                    f"{checkpoint.path!r} looks like {_either(candidates)}; pass the "
+                    "matching config."
+                )
+            if len(candidates) > 1:
+                raise ModelTypeError(
+                    f"Checkpoint {checkpoint.path!r} could be {_either(candidates)}: their "
+                    "variable names are the same, and neither the checkpoint nor the config "
+                    "(no model_type or family-specific key) says which; pass "
+                    f"{' or '.join(f'model={name!r}' for name in candidates)}."
+                )
+        found = from_config or (candidates[0] if candidates else families.DEFAULT)
+        return families.get(found).model().name
     if not isinstance(model, str):
         raise ModelTypeError(
             f"Unknown model {model!r}; available: {families.model_names()} or 'auto'."
         )
     entry = families.model_entry(model)
-    if detected and families.get(entry.name).name != detected:
+    if candidates and families.get(entry.name).name not in candidates:
         raise ModelTypeError(
             f"model={model!r} was asked for, but checkpoint {checkpoint.path!r} looks like "
-            f"{detected} (judged by its variable names); pass model={detected!r} or "
-            "model='auto'."
+            f"{_either(candidates)} (judged by its variable names); pass "
+            f"model={candidates[0]!r} or model='auto'."
         )
     return entry.name
+
+
+def _either(names):
+    return " or ".join(names)
 
 
 def build_transformer_model(
@@ -128,6 +146,14 @@ def build_transformer_model(
         kwargs = {**record.get("build_kwargs", {}), **kwargs}
         model = model or record.get("model")
     model = resolve_model(model, config, checkpoint)
+    google_gelu = families.get(model).google_gelu
+    if google_gelu != "gelu_tanh":
+        # A config without model_type says "gelu" as the family's original code meant it.
+        config = load_config(
+            config_path,
+            google_gelu=google_gelu,
+            **{k: v for k, v in kwargs.items() if k in CONFIG_KEYS},
+        )
 
     builder_class = families.model_entry(model).builder_class()
     options = {k: v for k, v in kwargs.items() if k not in CONFIG_KEYS}
