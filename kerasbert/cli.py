@@ -5,11 +5,13 @@ Commands:
     download   fetch a pretrained model into the cache
     inspect    what a checkpoint holds (format, family, parameters, other variables)
     convert    rewrite a checkpoint as Keras .weights.h5, HF safetensors or a TF checkpoint
+    verify     read every tensor of a checkpoint and check it (checksums, dtypes, NaN, sizes)
     encode     sentences to vectors (.npy or .jsonl), configured as the model folder says
     demo       sentence similarity with the real all-MiniLM-L6-v2
 
 Every input is checked before a model loads. Bad input exits with status 2 and one line,
-``kerasbert: error: ...``, naming the flag; ``--debug`` shows the traceback instead. A closed
+``kerasbert: error: ...``, naming the flag; ``--debug`` shows the traceback instead.
+``verify`` exits 0 when the checkpoint is clean and 1 when it lists problems. A closed
 pipe (``kerasbert list | head``) ends quietly. Importing this module does not import Keras,
 so ``--help`` and ``list`` answer at once.
 """
@@ -95,6 +97,16 @@ def _inspect(args):
 
     print(inspect(args.path).to_text())
     return 0
+
+
+def _verify(args):
+    from kerasbert.checkpoints.verification import verify
+
+    report = verify(args.path, progress=False if args.quiet else "auto")
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def _convert(args):
@@ -297,6 +309,15 @@ def build_parser():
 
     p = command("inspect", "format, family, variables of a checkpoint", _inspect)
     p.add_argument("path", help="checkpoint file, TensorFlow prefix, or folder")
+
+    p = command(
+        "verify",
+        "read every tensor and check it: checksums (TensorFlow's, kerasbert's), dtypes, NaN / "
+        "inf, data file sizes, a fetched model's recorded files; exit 1 on any problem",
+        _verify,
+    )
+    p.add_argument("path", help="checkpoint file, TensorFlow prefix, or (model) folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = command(
         "convert", "rewrite a checkpoint in another format (never overwrites the input)", _convert

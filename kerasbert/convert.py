@@ -4,10 +4,11 @@
 (pooler, NSP / SOP, MLM), loads it, and writes it in the target format into a new folder
 together with a matching config (and the ``vocab.txt``):
 
-- ``to="keras"``: ``model.weights.h5`` (``model.save_weights``), ``kerasbert.json`` and an
-  HF-style ``config.json``;
-- ``to="safetensors"``: ``model.safetensors`` under HF transformers' names and an HF-style
-  ``config.json`` (loads with ``BertForPreTraining.from_pretrained`` and friends);
+- ``to="keras"``: ``model.weights.h5`` (``model.save_weights``, then a ``kerasbert_crc32c``
+  checksum attribute on each dataset), ``kerasbert.json`` and an HF-style ``config.json``;
+- ``to="safetensors"``: ``model.safetensors`` under HF transformers' names (with kerasbert's
+  per-tensor checksums in its metadata) and an HF-style ``config.json`` (loads with
+  ``BertForPreTraining.from_pretrained`` and friends);
 - ``to="tf"``: a Google-named TF checkpoint ``bert_model.ckpt`` (``albert_model.ckpt`` for
   ALBERT) and a Google-style ``bert_config.json`` (``albert_config.json``).
 
@@ -15,6 +16,9 @@ A Keras ``.weights.h5`` file loads only into a model of the same architecture, h
 included; ``kerasbert.json`` records the builder's ``model`` and head options, and
 :func:`load_model` (and :func:`convert`, given such a folder as its source) rebuild from
 it. Safetensors and TF outputs need no record: their heads are read off the variable names.
+
+Every tensor written carries a CRC-32C (TF checkpoints by their format, the others by
+kerasbert: :mod:`kerasbert.checkpoints.integrity`), checked whenever kerasbert reads it.
 
 Activations: Google's configs mean the tanh GELU by ``"gelu"``, HF's mean the erf GELU
 (``"gelu_new"`` is tanh). HF-style configs get ``"gelu"`` / ``"gelu_new"`` accordingly;
@@ -34,6 +38,7 @@ import shutil
 from kerasbert import families
 from kerasbert.checkpoints import open_checkpoint, resolve_checkpoint
 from kerasbert.checkpoints.hf_writer import write_safetensors
+from kerasbert.checkpoints.integrity import add_h5_checksums
 from kerasbert.checkpoints.tf_bundle import write_tf_checkpoint
 from kerasbert.config import load_config, read_config_file
 from kerasbert.errors import CheckpointError, ConfigError, KerasBertError, WeightLoadingError
@@ -401,7 +406,9 @@ def convert(
         prep["raw"], prep["normalized"], family, arrays, style, family_values
     )
     if to == "keras":
-        builder.model.save_weights(os.path.join(destination, "model.weights.h5"))
+        weights = os.path.join(destination, "model.weights.h5")
+        builder.model.save_weights(weights)
+        add_h5_checksums(weights)  # the file Keras has just written, and only that one
         options = {k: v for k, v in prep["kwargs"].items() if k not in CONFIG_KEYS}
         options.pop("ignore_invalid_weights", None)
         try:

@@ -11,6 +11,11 @@ Python API and the command line configure the tokenizer, the maximum length, the
 and the normalisation the way the model was trained. An explicit option wins; a
 contradiction between an option and the folder is a warning (:func:`choose`).
 
+The fetch record (:data:`FETCH_RECORD`) is what :func:`kerasbert.pretrained.get_pretrained`
+writes into a model's cache folder when a fetch is complete: the size and SHA-256 of every
+file it placed there (:func:`write_fetch_record`), compared again on each later use
+(:func:`check_fetch_record`: sizes) and by ``kerasbert verify`` (sizes and SHA-256).
+
 This module reads JSON only (no Keras), so the tokenizer and the command line can use it.
 
 Example:
@@ -24,6 +29,7 @@ Example:
 (False, 128, 'tokenizer_config.json')
 """
 
+import hashlib
 import json
 import os
 import re
@@ -37,6 +43,12 @@ CONFIG_NAMES = ("config.json", "bert_config.json", "albert_config.json")
 # and head options, which a .weights.h5 cannot show by itself.
 RECORD = "kerasbert.json"
 VOCAB_NAMES = ("vocab.txt",)
+# What get_pretrained writes into a model's cache folder once every file is in place: that
+# the fetch completed, and the size and SHA-256 of each file it placed. Older versions wrote
+# "ok" there, and a folder put together by hand has it empty: then nothing is recorded.
+FETCH_RECORD = ".kerasbert-complete"
+_RECORD_LIMIT = 64 << 20  # bytes; a record is ~100 bytes per file
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # HF writes a huge sentinel model_max_length when a tokenizer has no limit.
 _NO_LIMIT = 10**6
 # sentence-transformers' pooling flags -> kerasbert's pooling names.
@@ -207,3 +219,129 @@ def find_file(folder, names):
         if os.path.isfile(path):
             return path
     return None
+
+
+def _sha256(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_fetch_record(folder, name):
+    """Record the size and SHA-256 of every regular file in ``folder`` (its subfolders too;
+    links are not followed) in ``folder``'s :data:`FETCH_RECORD`.
+
+    Args:
+        folder: a model folder whose files are all in place.
+        name: the model's index name (for messages).
+
+    Returns:
+        The record written: ``{"model": name, "files": {relative path: {"size", "sha256"}}}``.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "vocab.txt").write_text("[PAD]\\n")
+    >>> write_fetch_record(folder, "tiny")["files"]["vocab.txt"]["size"]
+    6
+    >>> check_fetch_record(folder, read_fetch_record(folder))
+    []
+    """
+    folder = os.fspath(folder)
+    files = {}
+    for parent, subfolders, names in os.walk(folder):
+        subfolders.sort()
+        for file in sorted(names):
+            path = os.path.join(parent, file)
+            relative = os.path.relpath(path, folder).replace(os.sep, "/")
+            if relative == FETCH_RECORD or os.path.islink(path) or not os.path.isfile(path):
+                continue
+            files[relative] = {"size": os.path.getsize(path), "sha256": _sha256(path)}
+    record = {"model": name, "files": files}
+    with open(os.path.join(folder, FETCH_RECORD), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return record
+
+
+def read_fetch_record(folder):
+    """The fetch record of a model folder, or None when it has none (no
+    :data:`FETCH_RECORD`, or one an older version or a person wrote without file details).
+
+    Raises:
+        ConfigError: a record that is not valid.
+    """
+    path = os.path.join(os.fspath(folder), FETCH_RECORD)
+    if not os.path.isfile(path):
+        return None
+
+    def invalid(why):
+        return ConfigError(
+            f"{path!r} is not a valid kerasbert fetch record ({why}); it was changed or "
+            "damaged after kerasbert fetched the model: delete the folder and fetch the model "
+            "again (kerasbert download NAME)."
+        )
+
+    try:
+        if os.path.getsize(path) > _RECORD_LIMIT:
+            raise invalid(f"over {_RECORD_LIMIT} bytes")
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise invalid(e) from None
+    if not text.lstrip().startswith("{"):
+        return None  # "ok" (older versions) or empty (put together by hand)
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise invalid(f"not JSON: {e}") from None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        raise invalid("no 'files' object")
+    for name, info in files.items():
+        parts = name.split("/")
+        if not name or os.path.isabs(name) or ".." in parts or "\x00" in name:
+            raise invalid(f"the file name {name!r} is not a path inside the folder")
+        size = info.get("size") if isinstance(info, dict) else None
+        digest = info.get("sha256") if isinstance(info, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise invalid(f"{name!r} has no valid size")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise invalid(f"{name!r} has no valid sha256")
+    return record
+
+
+def check_fetch_record(folder, record, full=False):
+    """What differs between a model folder and its fetch record: one line per file that is
+    missing or has another size (and, with ``full``, another SHA-256); empty if nothing.
+
+    Args:
+        folder: the model folder.
+        record: its record (:func:`read_fetch_record`).
+        full: also compare every file's SHA-256 (reads every file; sizes alone cost
+            nothing).
+    """
+    folder = os.fspath(folder)
+    problems = []
+    for name, info in sorted(record["files"].items()):
+        path = os.path.join(folder, *name.split("/"))
+        if not os.path.isfile(path):
+            problems.append(
+                f"{path!r}, which kerasbert placed there when it fetched the model, is missing"
+            )
+            continue
+        size = os.path.getsize(path)
+        if size != info["size"]:
+            problems.append(
+                f"{path!r} has {size} bytes but had {info['size']} when kerasbert fetched "
+                "it: the file was truncated or changed"
+            )
+        elif full and _sha256(path) != info["sha256"]:
+            problems.append(
+                f"{path!r} has another SHA-256 than when kerasbert fetched it: the file was "
+                "changed or damaged"
+            )
+    return problems

@@ -17,6 +17,14 @@ or an archive says reaches outside the model's folder: an index passed as a dict
 like the packaged one, ``archive_root`` must resolve inside the extracted archive, and links
 in the archive must resolve inside the installed model folder.
 
+A completed fetch records the size and SHA-256 of every file it placed in the model's folder
+(:func:`kerasbert.folders.write_fetch_record`, in the folder's ``.kerasbert-complete``).
+Each later use compares the sizes, which costs nothing: a cached file whose size changed
+(truncated, overwritten) makes the cache count as incomplete, as a missing file does, so the
+model is fetched again (with a warning); offline, or for a model that is downloaded by
+hand, that is an error naming the file. ``kerasbert verify FOLDER`` also compares the
+SHA-256 of every file.
+
 Files hosted on the Hugging Face hub are fetched from ``$HF_ENDPOINT`` when it is set (a
 mirror, e.g. ``https://hf-mirror.com``), as HF's own libraries do. With
 ``KERASBERT_OFFLINE=1`` the network is never touched; a model that is not local is an
@@ -31,14 +39,21 @@ import re
 import secrets
 import shutil
 import urllib.parse
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from kerasbert.download import DownloadError, download, extract, file_lock, is_offline
 from kerasbert.errors import KerasBertError
+from kerasbert.folders import (
+    FETCH_RECORD,
+    check_fetch_record,
+    read_fetch_record,
+    write_fetch_record,
+)
 from kerasbert.index_schema import load_index, validate_index
 
-COMPLETE_MARKER = ".kerasbert-complete"
+COMPLETE_MARKER = FETCH_RECORD  # the fetch record; its presence marks a complete fetch
 HF_HUB = "https://huggingface.co"
 
 
@@ -130,6 +145,25 @@ def _present(folder, entry):
     return all((Path(folder) / f).exists() for f in entry["files"])
 
 
+def _damage(folder):
+    """How a fetched model's folder differs from its fetch record (sizes only): a list of
+    lines, empty when nothing differs or the folder has no record with file details."""
+    try:
+        record = read_fetch_record(folder)
+    except KerasBertError as error:
+        return [str(error)]
+    return check_fetch_record(folder, record) if record is not None else []
+
+
+def _cache_state(cached, entry):
+    """``(complete, damage)`` of a model's cache folder: complete when it has the fetch
+    record and every file of the entry; damage lists what changed since the fetch."""
+    if not ((cached / COMPLETE_MARKER).exists() and _present(cached, entry)):
+        return False, []
+    damage = _damage(cached)
+    return not damage, damage
+
+
 def _package_folder(entry):
     package = entry.get("pip_package")
     if not package:
@@ -144,11 +178,14 @@ def _package_folder(entry):
 
 def cached_state(name, entry):
     """Where a model's files are found without downloading: ``"cache"``, ``"package"`` or
-    ``"-"`` (not local)."""
-    cached = home() / "models" / name
-    if (cached / COMPLETE_MARKER).exists() and _present(cached, entry):
+    ``"-"`` (not local); ``"damaged"`` for a cache whose files changed size since the fetch
+    (the next use fetches it again)."""
+    complete, damage = _cache_state(home() / "models" / name, entry)
+    if complete:
         return "cache"
-    return "package" if _package_folder(entry) is not None else "-"
+    if _package_folder(entry) is not None:
+        return "package"
+    return "damaged" if damage else "-"
 
 
 def get_pretrained(name, index=None, progress=True, timeout=60.0):
@@ -171,11 +208,31 @@ def get_pretrained(name, index=None, progress=True, timeout=60.0):
     """
     entry = _entry(name, index)
     cached = home() / "models" / name
-    if (cached / COMPLETE_MARKER).exists() and _present(cached, entry):
+    complete, damage = _cache_state(cached, entry)
+    if complete:
         return _files(name, entry, cached, "cache")
     package = _package_folder(entry)
     if package is not None:
         return _files(name, entry, package, "package")
+    if damage and (is_offline() or entry.get("manual_download")):
+        more = f"; and {len(damage) - 3} more" if len(damage) > 3 else ""
+        listing = "; ".join(damage[:3]) + more
+        how = (
+            f"put the original files back in {cached}"
+            if entry.get("manual_download")
+            else "delete the folder and fetch it again with network access (unset "
+            "KERASBERT_OFFLINE)"
+        )
+        raise KerasBertError(
+            f"The cached {name!r} was changed after kerasbert fetched it: {listing}. "
+            f"Loading it would read damaged weights; {how}."
+        )
+    if damage:
+        warnings.warn(
+            f"The cached {name!r} was changed after kerasbert fetched it ({damage[0]}); "
+            "fetching it again.",
+            stacklevel=2,
+        )
     if is_offline():
         missing = [f for f in entry["files"] if not (cached / f).exists()]
         raise KerasBertError(
@@ -202,7 +259,7 @@ def get_pretrained(name, index=None, progress=True, timeout=60.0):
             f"{error.strerror or error}. Set KERASBERT_HOME to a writable folder."
         ) from error
     with file_lock(str(cached)):
-        if (cached / COMPLETE_MARKER).exists() and _present(cached, entry):
+        if _cache_state(cached, entry)[0]:
             return _files(name, entry, cached, "cache")  # another process finished it
         _clean_stale_staging(cached)
         _fetch(name, entry, cached, progress, timeout)
@@ -359,7 +416,7 @@ def _fetch(name, entry, cached, progress, timeout):
                 "layout is wrong (found: "
                 f"{sorted(p.name for p in model.iterdir())})."
             )
-        (model / COMPLETE_MARKER).write_text("ok\n")
+        write_fetch_record(model, name)  # marks the fetch complete
         _remove(cached)  # an incomplete earlier attempt
         os.replace(model, cached)
     except DownloadError:
@@ -431,6 +488,14 @@ def open_model(name_or_folder, index=None, progress=True, timeout=60.0):
 
     path = Path(os.fspath(name_or_folder))
     if path.is_dir():
+        damage = _damage(path)
+        if damage:
+            raise KerasBertError(
+                f"Model folder {str(path)!r} was changed after kerasbert fetched it: "
+                f"{damage[0]}{f' (and {len(damage) - 1} more)' if len(damage) > 1 else ''}. "
+                f"Run `kerasbert verify {path}` for every difference; delete the folder and "
+                "fetch the model again."
+            )
         config = find_file(path, CONFIG_NAMES)
         if config is None:
             raise KerasBertError(

@@ -46,6 +46,24 @@ def _assert_bit_identical(expected, checkpoint):
         assert got.tobytes() == value.tobytes(), name
 
 
+def _safetensors_parts(data, checksums=True):
+    """``(header without kerasbert's checksums, tensor bytes)`` of a safetensors file; the
+    checksums (there or not, as ``checksums`` says) must match the tensors."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.get("__metadata__", {})
+    stored = metadata.pop("kerasbert.crc32c", None)
+    assert (stored is not None) == checksums
+    body = data[8 + length :]
+    if stored is not None:
+        from kerasbert.checkpoints.crc32c import crc32c
+
+        crcs = {name: crc32c(body[slice(*header[name]["data_offsets"])])
+                for name in header if name != "__metadata__"}  # fmt: skip
+        assert json.loads(stored) == crcs
+    return header, body
+
+
 def _predict(model, g):
     return model.predict([g["token_ids"], g["segment_ids"]], verbose=0)
 
@@ -109,9 +127,14 @@ def test_safetensors_round_trip_and_equal_hf_save_pretrained(tmp_path, source, r
     ckpt = SafetensorsCheckpoint(str(folder / "model.safetensors"))
     _assert_bit_identical(_model_weights(source), ckpt)
     assert ckpt.ignored_names == []
-    # HF's own save_pretrained of the same weights wrote these very bytes.
-    written = (folder / "model.safetensors").read_bytes()
-    assert written == (reference / "model.safetensors").read_bytes()
+    # HF's own save_pretrained of the same weights wrote these very bytes, but for
+    # kerasbert's checksums in the header's metadata; without them, the very same file.
+    written, hf = (folder / "model.safetensors").read_bytes(), (reference / "model.safetensors")
+    assert _safetensors_parts(written) == _safetensors_parts(hf.read_bytes(), checksums=False)
+    arrays = {name: ckpt.read(name) for name in ckpt.names()}
+    family = json.loads((reference / "config.json").read_text())["model_type"]
+    plain = write_safetensors(arrays, tmp_path / "plain", family, checksums=False)
+    assert pathlib.Path(plain).read_bytes() == hf.read_bytes()
     config = json.loads((folder / "config.json").read_text())
     hf_config = json.loads((reference / "config.json").read_text())
     assert config["model_type"] == hf_config["model_type"]
@@ -324,8 +347,15 @@ def test_written_safetensors_were_loaded_by_transformers(tmp_path):
         }
     sources = {"bert": TF_BERT, "albert": ALBERT_TF, "nezha": NEZHA_TF}
     for family, source in sources.items():
-        written = write_safetensors(_model_weights(source), tmp_path / family, family)
-        with open(written, "rb") as f:
+        # The record predates kerasbert's checksum metadata: the file without them is the
+        # one verified, and the file with them differs in that metadata key only (HF reads
+        # only the metadata's "format").
+        plain = write_safetensors(_model_weights(source), tmp_path / family, family,
+                                  checksums=False)  # fmt: skip
+        with open(plain, "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == record["models"][family]["sha256"]
+        written = write_safetensors(_model_weights(source), tmp_path / "with", family)
+        with open(written, "rb") as f, open(plain, "rb") as g:
+            assert _safetensors_parts(f.read()) == _safetensors_parts(g.read(), checksums=False)
         assert SafetensorsCheckpoint(written).names() == sorted(_model_weights(source))
         assert record["models"][family]["source"] == str(source.relative_to(FIXTURES.parent.parent))

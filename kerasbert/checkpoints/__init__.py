@@ -10,6 +10,7 @@ from kerasbert.checkpoints.formats import detect_format, open_checkpoint, resolv
 from kerasbert.checkpoints.inspect import CheckpointSummary, inspect
 from kerasbert.checkpoints.loading import LoadReport, load_weights
 from kerasbert.checkpoints.tf_bundle import TFCheckpoint, write_tf_checkpoint
+from kerasbert.checkpoints.verification import VerifyReport, verify
 
 __all__ = [
     "ArrayCheckpoint",
@@ -18,10 +19,12 @@ __all__ = [
     "Entry",
     "LoadReport",
     "TFCheckpoint",
+    "VerifyReport",
     "detect_format",
     "inspect",
     "load_weights",
     "open_checkpoint",
     "resolve_checkpoint",
+    "verify",
     "write_tf_checkpoint",
 ]

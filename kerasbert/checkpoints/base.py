@@ -56,6 +56,10 @@ class Checkpoint:
         family_hint: the family whose naming the stored names follow, when the format's
             own names tell (HF ``albert.`` names), else None.
         ignored_names: stored names that hold no model weight (``position_ids``, ...).
+        kerasbert_checksums: ``{stored name: crc32c}`` that kerasbert recorded when it
+            wrote the file (:mod:`kerasbert.checkpoints.integrity`), checked on reading;
+            None when the file has none.
+        checksummed_files: the files of the checkpoint that carry such checksums.
 
     Example:
 
@@ -74,6 +78,9 @@ class Checkpoint:
         self._entries = {}
         self.family_hint = None
         self.ignored_names = []
+        self._ignored_entries = {}  # stored name -> Entry of what holds no model weight
+        self.kerasbert_checksums = None
+        self.checksummed_files = set()
 
     # -- queries -------------------------------------------------------------------------
     def names(self):
@@ -109,6 +116,28 @@ class Checkpoint:
     def read(self, name):
         """Read one variable as a numpy array in canonical layout."""
         entry = self.entry(name)
+        array = self._read_checked(entry)
+        return array.T if entry.transpose else array
+
+    def stored_entries(self):
+        """Every stored tensor, model weights and ignored buffers alike: ``{stored name:
+        Entry}`` (for checking a whole file, :func:`kerasbert.checkpoints.verify`)."""
+        entries = {e.source_name: e for e in self._entries.values()}
+        entries.update(self._ignored_entries)
+        return dict(sorted(entries.items()))
+
+    def read_stored(self, source_name):
+        """Read one stored tensor by its stored name, as stored (not transposed)."""
+        entry = self.stored_entries().get(source_name)
+        if entry is None:
+            raise CheckpointError(f"{self.path!r} stores no tensor {source_name!r}.")
+        return self._read_checked(entry)
+
+    def file_of(self, source_name):
+        """The file holding a stored tensor's data (the checkpoint's path by default)."""
+        return self.path
+
+    def _read_checked(self, entry):
         try:
             array = np.asarray(self._read(entry))
         except CheckpointError:
@@ -123,7 +152,7 @@ class Checkpoint:
                 f"Variable {entry.source_name!r} in {self.path!r} reads as shape {array.shape} "
                 f"but the file's header says {entry.shape}; the file is corrupt."
             )
-        return array.T if entry.transpose else array
+        return array
 
     def num_parameters(self, names=None):
         """Elements over ``names`` (default: every variable)."""
@@ -179,6 +208,9 @@ class Checkpoint:
             result = translated[name]
             if result is None:
                 self.ignored_names.append(entry.source_name)
+                self._ignored_entries[entry.source_name] = Entry(
+                    entry.source_name, tuple(entry.shape), entry.dtype
+                )
                 continue
             canonical, transpose = result
             if len(entry.shape) != 2:

@@ -8,6 +8,9 @@ virtual datasets (a mapping onto datasets of other HDF5 files) and external link
 that opens another file). Followed, any of them reads files outside the checkpoint, or
 blocks forever on a FIFO. Neither Keras nor HF writes them, so a file that uses them is
 refused, before any of its data is read.
+
+An HDF5 file kerasbert wrote carries a CRC-32C of each dataset in its ``kerasbert_crc32c``
+attribute (:mod:`kerasbert.checkpoints.integrity`); :func:`read_dataset` checks it.
 """
 
 import os
@@ -16,6 +19,7 @@ import re
 import h5py
 from h5py import h5d, h5l, h5z
 
+from kerasbert.checkpoints import integrity
 from kerasbert.checkpoints.base import Checkpoint, Entry
 from kerasbert.errors import CheckpointError
 
@@ -190,6 +194,29 @@ def dataset_entry(path, name, dataset, numeric=False):
     return Entry(name, tuple(shape or ()), dtype.name)
 
 
+def dataset_checksums(path, datasets):
+    """The kerasbert checksums of checked datasets: ``{name: crc}``, or None if none has one.
+
+    Raises:
+        CheckpointError: a malformed checksum attribute.
+    """
+    found = {}
+    for name, dataset in datasets:
+        crc = integrity.h5_checksum(path, name, dataset)
+        if crc is not None:
+            found[name] = crc
+    return found or None
+
+
+def read_dataset(checkpoint, name):
+    """Read dataset ``name`` of an open HDF5 checkpoint, checked against its kerasbert
+    checksum when it has one."""
+    array = checkpoint._file[name][()]
+    stored = (checkpoint.kerasbert_checksums or {}).get(name)
+    integrity.check(name, array, stored, checkpoint.path)
+    return array
+
+
 def hf_keras_name(path):
     """An h5 dataset path of ``tf_model.h5`` without HF Keras's scopes and suffixes.
 
@@ -226,13 +253,16 @@ class HFTensorFlowCheckpoint(Checkpoint):
         self._file, datasets = open_hdf5(path)
         try:
             sources = [dataset_entry(path, n, d, numeric=True) for n, d in datasets]
+            self.kerasbert_checksums = dataset_checksums(path, datasets)
+            if self.kerasbert_checksums:
+                self.checksummed_files.add(path)
             self._add_translated(sources, normalize=hf_keras_name)
         except BaseException:
             self._file.close()
             raise
 
     def _read(self, entry):
-        return self._file[entry.source_name][()]
+        return read_dataset(self, entry.source_name)
 
     def close(self):
         self._file.close()

@@ -6,6 +6,10 @@ the same name table: every canonical name becomes the name the family's HF class
 ``*Model``) gives it, and every Dense kernel is transposed to torch's ``Linear`` layout
 ``(out, in)``. As in the files HF's ``save_pretrained`` writes, the MLM decoder, which is
 tied to the word embeddings (its bias to the prediction bias), is not stored.
+
+The file's metadata is HF's ``{"format": "pt"}`` plus kerasbert's per-tensor CRC-32C under
+``"kerasbert.crc32c"`` (:mod:`kerasbert.checkpoints.integrity`), which kerasbert checks when it
+reads the file back; HF reads only ``"format"``.
 """
 
 import os
@@ -13,6 +17,7 @@ import os
 import numpy as np
 
 from kerasbert import families
+from kerasbert.checkpoints import integrity
 from kerasbert.errors import CheckpointError, ModelTypeError
 
 
@@ -100,13 +105,15 @@ def hf_state_dict(arrays, family=None):
     return state
 
 
-def write_safetensors(arrays, path, family=None):
+def write_safetensors(arrays, path, family=None, checksums=True):
     """Write canonical arrays as an HF ``model.safetensors``.
 
     Args:
         arrays: ``{canonical name: numpy array}``.
         path: the ``.safetensors`` file to write, or a folder (``model.safetensors`` in it).
         family: a family name or ``model=`` name (None: :data:`kerasbert.families.DEFAULT`).
+        checksums: store kerasbert's per-tensor CRC-32C in the metadata (False writes the
+            bytes HF's ``save_pretrained`` writes, metadata ``{"format": "pt"}`` only).
 
     Returns:
         The path of the written file (written under a temporary name, then renamed).
@@ -117,8 +124,10 @@ def write_safetensors(arrays, path, family=None):
     >>> path = write_safetensors({"bert/pooler/dense/bias": np.zeros(4, "float32")},
     ...                          tempfile.mkdtemp())
     >>> from safetensors import safe_open
-    >>> safe_open(path, "numpy").metadata(), list(safe_open(path, "numpy").keys())
-    ({'format': 'pt'}, ['bert.pooler.dense.bias'])
+    >>> handle = safe_open(path, "numpy")
+    >>> handle.metadata(), list(handle.keys())
+    ({'format': 'pt', 'kerasbert.crc32c': '{"bert.pooler.dense.bias":...}'},
+     ['bert.pooler.dense.bias'])
     """
     from safetensors.numpy import save_file
 
@@ -126,7 +135,10 @@ def write_safetensors(arrays, path, family=None):
     if os.path.isdir(path) or not path.endswith(".safetensors"):
         os.makedirs(path, exist_ok=True)
         path = os.path.join(path, "model.safetensors")
-    state = hf_state_dict(arrays, family)
-    save_file(dict(sorted(state.items())), path + ".tmp", metadata={"format": "pt"})
+    state = dict(sorted(hf_state_dict(arrays, family).items()))
+    metadata = {"format": "pt"}
+    if checksums:
+        metadata[integrity.METADATA_KEY] = integrity.metadata_value(state)
+    save_file(state, path + ".tmp", metadata=metadata)
     os.replace(path + ".tmp", path)
     return path

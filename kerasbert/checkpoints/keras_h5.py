@@ -12,7 +12,12 @@ import collections
 import warnings
 
 from kerasbert.checkpoints.base import Checkpoint
-from kerasbert.checkpoints.hf_tf_h5 import dataset_entry, open_hdf5
+from kerasbert.checkpoints.hf_tf_h5 import (
+    dataset_checksums,
+    dataset_entry,
+    open_hdf5,
+    read_dataset,
+)
 from kerasbert.checkpoints.loading import LoadReport
 from kerasbert.errors import CheckpointError, KerasBertError, WeightLoadingError
 
@@ -59,6 +64,9 @@ class KerasWeightsCheckpoint(Checkpoint):
                 layer = dataset.parent.attrs.get("name")  # Keras records it on "vars"
                 if isinstance(layer, str):
                     self._layer_of[name] = layer
+            self.kerasbert_checksums = dataset_checksums(path, datasets)
+            if self.kerasbert_checksums:
+                self.checksummed_files.add(path)
         except CheckpointError:
             self._file.close()
             raise
@@ -70,7 +78,14 @@ class KerasWeightsCheckpoint(Checkpoint):
             ) from None
 
     def _read(self, entry):
-        return self._file[entry.source_name][()]
+        return read_dataset(self, entry.source_name)
+
+    def check_checksums(self):
+        """Read every variable that has a kerasbert checksum (a file ``convert --to keras``
+        wrote) and check it; Keras, which loads the file, knows nothing of them."""
+        for name in self.names():
+            if name in (self.kerasbert_checksums or {}):
+                self.read(name)
 
     def close(self):
         self._file.close()
@@ -125,6 +140,7 @@ class KerasWeightsCheckpoint(Checkpoint):
                 f"model has {len(expected)}, and their shapes differ ({self._mismatch(model)}). "
                 f"{advice}"
             )
+        self.check_checksums()  # before anything else reads the values
         open_hdf5(self.path)[0].close()  # what Keras opens is what was checked
         try:
             with warnings.catch_warnings():

@@ -3,13 +3,16 @@
 The safetensors library validates a file's header (offsets, sizes, dtypes) when it opens
 it; whatever it raises, at opening or reading, is a :class:`CheckpointError` naming the
 file. A shard index's file names must stay in the index's folder
-(:func:`kerasbert.checkpoints.base.read_shard_index`).
+(:func:`kerasbert.checkpoints.base.read_shard_index`). A file kerasbert wrote carries a
+CRC-32C of every tensor in its metadata (:mod:`kerasbert.checkpoints.integrity`), checked
+when the tensor is read.
 """
 
 import os
 
 from safetensors import safe_open
 
+from kerasbert.checkpoints import integrity
 from kerasbert.checkpoints.base import Checkpoint, Entry, read_shard_index
 from kerasbert.errors import CheckpointError
 
@@ -43,6 +46,18 @@ def _open(path):
         ) from None
 
 
+def _checksums(handle, path, listed):
+    """The kerasbert checksums in a file's metadata (``{name: crc}``), or None."""
+    try:
+        metadata = handle.metadata() or {}
+    except Exception as e:
+        raise CheckpointError(
+            f"{path!r} has an unreadable safetensors metadata header ({e}); {_CORRUPT}."
+        ) from None
+    names = [name for name, _, _ in listed]
+    return integrity.parse_metadata(metadata.get(integrity.METADATA_KEY), path, names)
+
+
 def _list(handle, path):
     """``[(name, shape, dtype code)]`` of an open file, from its (validated) header."""
     try:
@@ -62,6 +77,10 @@ class SafetensorsCheckpoint(Checkpoint):
 
     Args:
         path: a ``.safetensors`` file or a ``model.safetensors.index.json`` shard index.
+
+    Attributes:
+        kerasbert_checksums: ``{stored name: crc32c}`` from the files' metadata
+            (:mod:`kerasbert.checkpoints.integrity`), or None when no file has any.
 
     Example (writing a one-tensor file first):
 
@@ -88,9 +107,16 @@ class SafetensorsCheckpoint(Checkpoint):
         for file in sorted(set(shard_of.values())) if shard_of else [path]:
             handle = _open(file)
             self._files[file] = handle
-            for name, shape, code in _list(handle, file):
+            listed = _list(handle, file)
+            stored = _checksums(handle, file, listed)
+            if stored is not None:
+                self.kerasbert_checksums = self.kerasbert_checksums or {}
+                self.checksummed_files.add(file)
+            for name, shape, code in listed:
                 if shard_of is not None and shard_of.get(name) != file:
                     continue
+                if stored is not None and name in stored:
+                    self.kerasbert_checksums[name] = stored[name]
                 sources.append(Entry(name, shape, _DTYPES.get(code, code)))
         self._file_of = shard_of or {e.source_name: path for e in sources}
         if shard_of:
@@ -111,11 +137,17 @@ class SafetensorsCheckpoint(Checkpoint):
                 "checkpoint to float32 or float16."
             )
         try:
-            return self._files[file].get_tensor(entry.source_name)
+            array = self._files[file].get_tensor(entry.source_name)
         except Exception as e:
             raise CheckpointError(
                 f"Could not read tensor {entry.source_name!r} from {file!r} ({e}); {_CORRUPT}."
             ) from None
+        stored = (self.kerasbert_checksums or {}).get(entry.source_name)
+        integrity.check(entry.source_name, array, stored, file)
+        return array
+
+    def file_of(self, source_name):
+        return self._file_of.get(source_name, self.path)
 
     def close(self):
         self._files.clear()

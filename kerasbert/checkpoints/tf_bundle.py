@@ -167,8 +167,10 @@ class TFCheckpoint(Checkpoint):
         if not 1 <= self.num_shards <= 100000:
             raise CheckpointError(f"{index_path!r}: implausible shard count {self.num_shards}")
         sources = []
+        self._slice_entries = []  # (key, BundleEntryProto bytes) of partitioned data
         for key, value in entries[1:]:
             if key.startswith(b"\x00"):
+                self._slice_entries.append((key, value))
                 continue  # the data of one slice of a partitioned variable
             try:
                 name = key.decode("utf-8")
@@ -212,7 +214,7 @@ class TFCheckpoint(Checkpoint):
 
     def _shard(self, shard):
         if shard not in self._maps:
-            path = f"{self.path}.data-{shard:05d}-of-{self.num_shards:05d}"
+            path = self.shard_path(shard)
             if not os.path.isfile(path):
                 state = "is not a regular file" if os.path.exists(path) else "is missing"
                 raise CheckpointError(
@@ -288,9 +290,32 @@ class TFCheckpoint(Checkpoint):
                     "again."
                 )
 
+    def shard_path(self, shard):
+        """The path of data shard number ``shard``."""
+        return f"{self.path}.data-{shard:05d}-of-{self.num_shards:05d}"
+
+    def data_spans(self):
+        """``{shard: [(offset, size, what)]}``: where the index places every tensor's bytes,
+        partitioned variables' slices included (for :func:`kerasbert.checkpoints.verify`)."""
+        spans = {shard: [] for shard in range(self.num_shards)}
+        for name, info in self._source.items():
+            if not info["sliced"]:
+                spans[info["shard"]].append((info["offset"], info["size"], repr(name)))
+        index_path = self.path + ".index"
+        for key, value in self._slice_entries:
+            what = f"a slice of {key[1:].decode('utf-8', 'backslashreplace')!r}"
+            info = self._parse_entry(what, value, index_path)
+            if not info["sliced"]:
+                spans[info["shard"]].append((info["offset"], info["size"], what))
+        return spans
+
     def stored_dtype(self, name):
         """The dtype as stored (``bfloat16`` is read as float32)."""
         return self._source[self.entry(name).source_name]["dtype_name"]
+
+    def file_of(self, source_name):
+        info = self._source.get(source_name)
+        return self.path if info is None or info["sliced"] else self.shard_path(info["shard"])
 
     def close(self):
         self._maps.clear()
