@@ -99,6 +99,21 @@ def test_matches_hf_from_bert4keras_tf_checkpoint(folder):
     assert _max_diff(mlm, g["mlm_logits"], mask) < ATOL
 
 
+def test_roformer_sim_as_its_scripts_build_it():
+    """roformer-sim's test scripts: model='roformer', with_pool='linear', application='unilm',
+    sentence vectors = outputs[0]. A one-segment text attends both ways, as in the encoder."""
+    g = goldens(BASE)
+    builder = kerasbert.build_transformer_model(
+        BASE / "bert_config.json", BASE / "bert_model.ckpt", model="roformer",
+        with_pool="linear", application="unilm", return_keras_model=False,
+    )  # fmt: skip
+    encoder = keras.Model(builder.model.inputs, builder.model.outputs[0])
+    pooled = encoder.predict([g["token_ids"], g["segment_ids"]], verbose=0)
+    assert not g["segment_ids"][2].any()  # row 2 has one segment
+    assert _max_diff(pooled[2], g["pooled_linear"][2]) < ATOL
+    assert _max_diff(pooled[:2], g["pooled_linear"][:2]) > 1e-3  # UniLM masks segment B
+
+
 def test_rotary_value_and_embedding_mapping_are_what_runs(hf_builders):
     base, mapped = hf_builders["base"], hf_builders["mapped"]
     names = [layer.name for layer in base.model.layers]
