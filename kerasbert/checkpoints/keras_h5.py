@@ -9,7 +9,12 @@ whose every dataset is stored in the file itself
 """
 
 import collections
+import os
+import types
 import warnings
+
+import ml_dtypes
+import numpy as np
 
 from kerasbert.checkpoints.base import Checkpoint
 from kerasbert.checkpoints.hf_tf_h5 import (
@@ -18,7 +23,7 @@ from kerasbert.checkpoints.hf_tf_h5 import (
     open_hdf5,
     read_dataset,
 )
-from kerasbert.checkpoints.loading import LoadReport
+from kerasbert.checkpoints.loading import LoadReport, _check_values
 from kerasbert.errors import CheckpointError, KerasBertError, WeightLoadingError
 
 _SHOWN = 3  # mismatching variables named in a message, per side
@@ -46,6 +51,7 @@ class KerasWeightsCheckpoint(Checkpoint):
     names_are_canonical = False  # HDF5 paths after Keras's layer classes and their order
 
     def __init__(self, path):
+        path = os.fspath(path)
         super().__init__(path)
         self._layer_of = {}  # dataset name -> the Keras layer name its group records
         self._file, datasets = open_hdf5(path)
@@ -115,6 +121,70 @@ class KerasWeightsCheckpoint(Checkpoint):
             parts.append("in the model, not the file: " + "; ".join(model_side))
         return ", ".join(parts)
 
+    def _variables_for(self, file, names, model):
+        """``{dataset name: model variable}`` as Keras pairs them, where the file says.
+
+        Keras stores layer ``L``'s own variables as ``.../vars/0``, ``.../vars/1``, ... in
+        ``L``'s order and records ``L.name`` on each ``vars`` group; a variable's path is its
+        layers' names joined by ``/``. A dataset whose layer path is not found (a model
+        whose layers are named otherwise) is paired with a stand-in for the model's
+        variables of its shape: their path and dtype if they share one dtype, else its own
+        dtype (then only the finiteness check applies).
+        """
+        by_layer = collections.defaultdict(list)
+        by_shape = collections.defaultdict(list)
+        for variable in model.weights:
+            by_layer[variable.path.rpartition("/")[0]].append(variable)
+            by_shape[tuple(variable.shape)].append(variable)
+        paired = {}
+        for name in names:
+            group, _, index = name.rpartition("/")
+            chain, parts = [], group.split("/")[:-1]  # the saveable's groups, minus "vars"
+            for depth in range(1, len(parts) + 1):
+                vars_group = "/".join(parts[:depth] + ["vars"])
+                layer = file[vars_group].attrs.get("name") if vars_group in file else None
+                if isinstance(layer, str):
+                    chain.append(layer)
+            shape = self.shape(name)
+            found = None
+            for start in range(len(chain)):  # a nested model's name may lead the chain
+                variables = by_layer.get("/".join(chain[start:]), [])
+                if index.isdigit() and int(index) < len(variables):
+                    candidate = variables[int(index)]
+                    if tuple(candidate.shape) == shape:
+                        found = candidate
+                        break
+            if found is None:
+                same = by_shape.get(shape, [])
+                dtypes = {str(v.dtype) for v in same}
+                found = same[0] if len(same) == 1 else types.SimpleNamespace(
+                    path=f"variables of shape {shape}",
+                    dtype=dtypes.pop() if len(dtypes) == 1 else self.dtype(name),
+                )  # fmt: skip
+            paired[name] = found
+        return paired
+
+    def _check_stored_values(self, file, datasets, model, allow_non_finite):
+        """Read every dataset once and check it as every other format's load does
+        (:func:`kerasbert.checkpoints.loading._check_values`)."""
+        datasets = [(n, d) for n, d in datasets if not str(n).startswith("optimizer/")]
+        if {n for n, _ in datasets} != set(self.names()):
+            raise CheckpointError(
+                f"Keras weights file {self.path!r} changed since it was opened; open it again."
+            )
+        paired = self._variables_for(file, [n for n, _ in datasets], model)
+        for name, dataset in datasets:
+            try:
+                array = dataset[()]
+                if dataset.attrs.get("dtype") == "bfloat16":  # Keras's own marker
+                    array = np.asarray(array).view(ml_dtypes.bfloat16)
+            except Exception as e:
+                raise CheckpointError(
+                    f"Could not read variable {name!r} from {self.path!r} ({e}); the file "
+                    "may be truncated or corrupt: save or download it again."
+                ) from None
+            _check_values(np.asarray(array), name, paired[name], self, allow_non_finite)
+
     def load_into(self, model, mapping=None, **options):
         """Load into ``model`` with Keras itself, refusing partial loads.
 
@@ -123,7 +193,10 @@ class KerasWeightsCheckpoint(Checkpoint):
         match with only a warning, leaving those layers random; here the file's variable
         shapes must equal the model's (else the error names the first variables that
         differ, with both shapes), and any such warning is an error. The file is checked
-        again just before Keras opens it by its path.
+        again just before Keras opens it by its path, and every value is read once and
+        checked as other formats' loads check them: a float variable stored as integers or
+        booleans, or NaN / inf (unless ``allow_non_finite=True``), is an error, and nothing
+        is assigned.
 
         Returns:
             A :class:`kerasbert.checkpoints.LoadReport`.
@@ -141,7 +214,11 @@ class KerasWeightsCheckpoint(Checkpoint):
                 f"{advice}"
             )
         self.check_checksums()  # before anything else reads the values
-        open_hdf5(self.path)[0].close()  # what Keras opens is what was checked
+        # What Keras opens is what is checked: the file again (storage, links), then every
+        # value, as every other format's load checks them (loading._check_values).
+        file, datasets = open_hdf5(self.path)
+        with file:
+            self._check_stored_values(file, datasets, model, options.get("allow_non_finite", False))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", UserWarning)
