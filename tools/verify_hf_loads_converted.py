@@ -28,7 +28,7 @@ Venv: ``/work/venvs/tf`` (see tools/make_tf_fixtures.py: torch 2.13.0, transform
 safetensors, tensorflow-cpu; no jax, so kerasbert runs on Keras' TensorFlow backend). Run from
 the repository root::
 
-    /work/venvs/tf/bin/python tools/verify_hf_loads_converted.py
+    /work/venvs/tf/bin/python tools/verify_hf_loads_converted.py   (any venv with that list works)
 """
 
 import hashlib
