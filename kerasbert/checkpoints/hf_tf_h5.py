@@ -13,6 +13,7 @@ An HDF5 file kerasbert wrote carries a CRC-32C of each dataset in its ``kerasber
 attribute (:mod:`kerasbert.checkpoints.integrity`); :func:`read_dataset` checks it.
 """
 
+import mmap
 import os
 import re
 
@@ -138,6 +139,49 @@ def check_hdf5_file(path, file):
     return datasets
 
 
+_HEAP_SIGNATURE = b"GCOL"  # a global heap collection: variable-length data (strings)
+_HEAP_MIN_SIZE = 4096  # HDF5's H5HG_MINSIZE: it refuses smaller collections
+
+
+def check_global_heaps(path, file):
+    """Raise if a global heap collection in the file would make HDF5 loop forever.
+
+    HDF5 keeps variable-length data (the layer-name strings Keras records) in global heap
+    collections: ``GCOL``, version 1, 3 reserved bytes, the collection's size, then its
+    objects (index, reference count, 4 reserved bytes, size, data). Decoding one, HDF5
+    steps from object to object by their sizes, and by zero over a free-space object
+    (index 0) of size 0: a collection with one (zeroed bytes) hangs the first read of any
+    string, in C, where no timeout reaches. Every collection HDF5 would decode (found by
+    its signature; one running past the end of the file HDF5 refuses) is walked the same
+    way first.
+
+    Args:
+        path: the HDF5 file.
+        file: the same file, open (for the size of its length fields).
+    """
+    n = file.id.get_create_plist().get_sizes()[1]  # bytes of a length field (8 by default)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        start = data.find(_HEAP_SIGNATURE)
+        while start >= 0:
+            size = int.from_bytes(data[start + 8 : start + 8 + n], "little")
+            end = start + size
+            version = data[start + 4 : start + 5]
+            if version == b"\x01" and _HEAP_MIN_SIZE <= size <= len(data) - start:
+                at = start + 8 + n
+                while at + 8 + n <= end:  # a shorter tail is free space
+                    index = int.from_bytes(data[at : at + 2], "little")
+                    length = int.from_bytes(data[at + 8 : at + 8 + n], "little")
+                    step = 8 + n + (length + 7) // 8 * 8 if index else length
+                    if step == 0:
+                        raise CheckpointError(
+                            f"HDF5 file {path!r}: the global heap at byte {start} holds an "
+                            f"empty free-space object at byte {at}, on which HDF5 loops "
+                            f"forever; {_CORRUPT}."
+                        )
+                    at += step
+            start = data.find(_HEAP_SIGNATURE, start + 1)
+
+
 def open_hdf5(path):
     """Open a stranger's HDF5 file for reading, checked by :func:`check_hdf5_file`.
 
@@ -154,6 +198,7 @@ def open_hdf5(path):
     except Exception as e:
         raise CheckpointError(f"{path!r} is not a readable HDF5 file ({e}); {_CORRUPT}.") from None
     try:
+        check_global_heaps(path, file)
         return file, check_hdf5_file(path, file)
     except CheckpointError:
         file.close()

@@ -107,7 +107,7 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
     shape = tuple(shape)
     if transform == "T":
         return tuple(reversed(shape))
-    if transform == "vocab":
+    if transform == "vocab" and shape:
         rows = len(keep_tokens) if keep_tokens is not None else shape[0]
         return (rows + len(compound_tokens or ()),) + shape[1:]
     return shape
@@ -146,7 +146,7 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial
                     f"missing: {name!r} (for {variable.path}){checkpoint.suggest(name)}"
                 )
                 continue
-            if transform == "vocab":
+            if transform == "vocab" and checkpoint.shape(name):  # a scalar is a mismatch
                 check_vocab_options(keep_tokens, compound_tokens, checkpoint.shape(name)[0])
             shape = _expected_shape(checkpoint.shape(name), transform, keep_tokens, compound_tokens)
             if shape != tuple(variable.shape):
