@@ -885,3 +885,26 @@ def test_an_hdf5_global_heap_on_which_hdf5_would_loop_forever_is_refused(tmp_pat
     finally:
         faulthandler.cancel_dump_traceback_later()
         os.close(watchdog_fd)
+
+
+def test_an_unreadable_layer_name_of_a_keras_container_is_a_checkpoint_error(tmp_path):
+    """keras_h5_crc case 602 of seed 777 (4 zero bytes in the global heap): the name of a
+    container layer (one whose ``vars`` group holds no dataset, read only when pairing
+    datasets with variables) raised h5py's OSError out of ``load_into``."""
+    import keras
+
+    path = tmp_path / "model.weights.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("layers/outer/vars").attrs["name"] = "outer"
+        f.create_group("layers/outer/inner/vars").attrs["name"] = "inner"
+        f["layers/outer/inner/vars/0"] = np.zeros((3, 2), "float32")
+    data = bytearray(path.read_bytes())
+    heap = data.find(b"GCOL")
+    assert data[heap + 16 : heap + 18] == b"\x01\x00" and data[heap + 32 : heap + 37] == b"outer"
+    data[heap + 24] = 4  # the heap object holding "outer" says it is 4 bytes
+    path.write_bytes(bytes(data))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
+    with open_checkpoint(path) as checkpoint, pytest.raises(
+        CheckpointError, match="unreadable layer names.*global heap object size"
+    ):
+        checkpoint.load_into(model)

@@ -172,7 +172,15 @@ class KerasWeightsCheckpoint(Checkpoint):
             raise CheckpointError(
                 f"Keras weights file {self.path!r} changed since it was opened; open it again."
             )
-        paired = self._variables_for(file, [n for n, _ in datasets], model)
+        try:
+            paired = self._variables_for(file, [n for n, _ in datasets], model)
+        except KerasBertError:
+            raise
+        except Exception as e:  # HDF5 reading a damaged file's layer-name attributes
+            raise CheckpointError(
+                f"Keras weights file {self.path!r} has unreadable layer names ({e}); it may be "
+                "truncated or corrupt: save or download it again."
+            ) from None
         for name, dataset in datasets:
             try:
                 array = dataset[()]
