@@ -190,7 +190,7 @@ def _encode(args):
     else:
         config, checkpoint, vocab = args.config, args.checkpoint, args.vocab
         settings = read_settings(os.path.dirname(os.path.abspath(vocab)))
-    limit = _position_limit(config, checkpoint)
+    limit = _position_limit(config, checkpoint, settings.model)
     if args.max_seq_len is not None and limit is not None and args.max_seq_len > limit:
         raise UsageError(
             f"--max-seq-len {args.max_seq_len} exceeds the model's {limit} positions; pass "
@@ -209,7 +209,7 @@ def _encode(args):
     return 0
 
 
-def _position_limit(config, checkpoint):
+def _position_limit(config, checkpoint, model=None):
     """The model's position limit from its config (None when its positions are not a
     learned table), without building it."""
     from kerasbert import families
@@ -219,7 +219,7 @@ def _position_limit(config, checkpoint):
 
     normalized = load_config(config)
     with open_checkpoint(checkpoint) as opened:
-        model = resolve_model(None, normalized, opened)
+        model = resolve_model(model, normalized, opened)
     builder = families.model_entry(model).builder_class()
     return normalized["max_position"] if builder.learned_positions else None
 
@@ -232,8 +232,9 @@ def _build_encoder(args, config, checkpoint, vocab, settings):
 
     if not args.quiet:
         print(f"loading {checkpoint} ...", file=sys.stderr, flush=True)
-    model = kerasbert.build_transformer_model(config, checkpoint,
-                                              progress=False if args.quiet else "auto")  # fmt: skip
+    model = kerasbert.build_transformer_model(
+        config, checkpoint, model=settings.model, progress=False if args.quiet else "auto"
+    )
     tokenizer = Tokenizer(vocab, do_lower_case=choose("do_lower_case", args.lower, settings, True))
     return SentenceEncoder(
         model, tokenizer, pooling=args.pooling, max_seq_len=args.max_seq_len,

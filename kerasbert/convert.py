@@ -121,6 +121,10 @@ def _prepare(source, config, model, build_kwargs):
         kwargs.update(record.get("build_kwargs", {}))
         model = model or record.get("model")
     model = resolve_model(model, normalized, checkpoint)
+    google_gelu = families.get(model).google_gelu
+    if google_gelu != "gelu_tanh":  # what "gelu" meant to the family's original code
+        overrides = {k: v for k, v in build_kwargs.items() if k in CONFIG_KEYS}
+        normalized = load_config(raw, google_gelu=google_gelu, **overrides)
     if checkpoint.names_are_canonical:
         kwargs.update(checkpoint_heads(checkpoint.names(), families.get(model)))
     kwargs.update(build_kwargs)
@@ -195,8 +199,10 @@ def _hf_activation(name):
     return {"gelu_erf": "gelu", "gelu_tanh": "gelu_new"}.get(name, name)
 
 
-def _google_activation(name):
-    return {"gelu_tanh": "gelu"}.get(name, name)
+def _google_activation(name, google_gelu="gelu_tanh"):
+    """``hidden_act`` for a config without ``model_type``, read back by
+    :func:`kerasbert.config.normalize_activation` with the family's ``google_gelu``."""
+    return "gelu" if name == google_gelu else name
 
 
 # Keys only HF's configs (or kerasbert's derived form) have; not written to Google configs.
@@ -250,7 +256,7 @@ def output_config(raw, normalized, family, arrays, style, family_values=None):
         values["attention_head_size"] = head_size
 
     if style == "google":
-        values["hidden_act"] = _google_activation(normalized["hidden_act"])
+        values["hidden_act"] = _google_activation(normalized["hidden_act"], family.google_gelu)
         if normalized["layer_norm_eps"] != 1e-12:  # Google's code fixes 1e-12
             values["layer_norm_eps"] = normalized["layer_norm_eps"]
         return dict(sorted(values.items()))

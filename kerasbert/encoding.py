@@ -191,7 +191,7 @@ class SentenceEncoder:
                 "needs the trained weights and the vocabulary."
             )
         lower = choose("do_lower_case", options.pop("do_lower_case", None), local.settings, True)
-        model = build_transformer_model(local.config, local.checkpoint)
+        model = build_transformer_model(local.config, local.checkpoint, model=local.settings.model)
         tokenizer = Tokenizer(local.vocab, do_lower_case=lower)
         return cls(model, tokenizer, settings=local.settings, **options)
 

@@ -70,6 +70,8 @@ class FolderSettings:
         max_seq_len: the most tokens per text the model was used with.
         pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"last"`` (sentence-transformers).
         normalize: sentence vectors are L2-normalized (a Normalize module).
+        model: the ``model=`` family the weights index gives (names alone cannot tell
+            some families apart, e.g. NEZHA's and RoFormer's TF checkpoints).
         source: setting name -> the file (or hint) it was read from.
     """
 
@@ -77,6 +79,7 @@ class FolderSettings:
     max_seq_len: int = None
     pooling: str = None
     normalize: bool = None
+    model: str = None
     source: dict = field(default_factory=dict)
 
     def set(self, name, value, source):
@@ -162,6 +165,8 @@ def read_settings(folder, entry=None):
         for key in ("do_lower_case", "pooling", "normalize", "max_seq_len"):
             if entry.get(key) is not None:
                 settings.set(key, entry[key], "the weights index")
+        if entry.get("family"):
+            settings.set("model", entry["family"], "the weights index")
     tokenizer = _read_json(folder, "tokenizer_config.json") or {}
     if isinstance(tokenizer.get("do_lower_case"), bool):
         settings.set("do_lower_case", tokenizer["do_lower_case"], "tokenizer_config.json")

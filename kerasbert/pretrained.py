@@ -578,6 +578,8 @@ def build_pretrained(name, index=None, **kwargs):
         raise KerasBertError(f"Model folder {str(local.folder)!r} has no checkpoint to load.")
     if local.vocab is None:
         raise KerasBertError(f"Model folder {str(local.folder)!r} has no vocab.txt.")
+    if local.settings.model is not None:
+        kwargs.setdefault("model", local.settings.model)
     model = build_transformer_model(local.config, local.checkpoint, **kwargs)
     lower = choose("do_lower_case", None, local.settings, True)
     return model, Tokenizer(local.vocab, do_lower_case=lower)

@@ -5,6 +5,7 @@ config's positions, detection, conversion, inspection, loading errors, cached de
 
 import hashlib
 import json
+import pathlib
 from pathlib import Path
 
 import keras
@@ -248,14 +249,16 @@ def test_converted_safetensors_are_those_transformers_loaded(tmp_path):
     _check(load_model(tf_out, with_mlm="linear"), g)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="convert writes the activation as load_config read it "
-    "without the family (Google 'gelu' = tanh); RoFormer's is bert4keras's erf",
-)
 def test_convert_keeps_bert4keras_gelu(tmp_path):
-    out = convert(BASE / "bert_model.ckpt", tmp_path, to="safetensors", model="roformer")
+    """A Zhuiyi config's "gelu" is bert4keras's erf: HF's config says "gelu" (erf) too, and
+    a Google-style config written back says "gelu" again (not the tanh form)."""
+    out = pathlib.Path(
+        convert(BASE / "bert_model.ckpt", tmp_path / "hf", to="safetensors", model="roformer")
+    )
     assert json.loads((out / "config.json").read_text())["hidden_act"] == "gelu"
+    back = pathlib.Path(convert(out, tmp_path / "tf", to="tf"))
+    written = [p for p in back.iterdir() if p.suffix == ".json" and "config" in p.name]
+    assert [json.loads(p.read_text())["hidden_act"] for p in written] == ["gelu"]
 
 
 # -- loading errors (those of the BERT loader) ----------------------------------------------------
@@ -350,3 +353,40 @@ def test_cached_decoding_equals_full_recompute(application):
         outputs, cache = step(ids[:, start:end], segments[:, start:end], cache)
         pieces.append(outputs)
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-4, rtol=1e-5)
+
+
+def test_a_roformer_index_entry_builds_without_model(tmp_path, monkeypatch):
+    """Zhuiyi's TF names are NEZHA's too; a folder fetched by index name knows its family
+    from the entry, so build_pretrained / SentenceEncoder need no model=."""
+    import shutil
+
+    from kerasbert import pretrained
+    from kerasbert.folders import read_settings
+    from kerasbert.index_schema import load_index
+
+    folder = tmp_path / "zhuiyi-roformer-cn-base"
+    folder.mkdir()
+    for name in ("bert_config.json", "bert_model.ckpt.index"):
+        shutil.copy(BASE / name, folder / name)
+    shutil.copy(BASE / "bert_model.ckpt.data-00000-of-00001", folder)
+    vocab_size = json.loads((BASE / "bert_config.json").read_text())["vocab_size"]
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        + "".join(f"\nw{i}" for i in range(vocab_size - 5))
+    )
+    entry = load_index()["models"]["zhuiyi-roformer-cn-base"]
+    settings = read_settings(folder, entry)
+    assert settings.model == "roformer" and settings.source["model"] == "the weights index"
+    local = pretrained.LocalModel(
+        folder, folder / "bert_config.json", folder / "bert_model.ckpt", folder / "vocab.txt",
+        settings, entry,
+    )  # fmt: skip
+    monkeypatch.setattr(pretrained, "open_model", lambda *a, **k: local)
+    with pytest.raises(ModelTypeError, match="roformer"):
+        kerasbert.build_transformer_model(local.config, local.checkpoint)
+    model, _ = pretrained.build_pretrained("zhuiyi-roformer-cn-base")
+    direct = kerasbert.build_transformer_model(local.config, local.checkpoint, model="roformer")
+    ids = np.array([[2, 7, 9, 3]], "int32")
+    np.testing.assert_array_equal(
+        model.predict([ids, 0 * ids], verbose=0), direct.predict([ids, 0 * ids], verbose=0)
+    )
