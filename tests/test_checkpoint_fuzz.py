@@ -865,22 +865,31 @@ def test_a_scalar_where_a_vocabulary_variable_belongs_is_a_shape_mismatch(harnes
         harness.builder.load_weights_from_checkpoint(ArrayCheckpoint(arrays))
 
 
-def test_an_hdf5_global_heap_on_which_hdf5_would_loop_forever_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "first_object",
+    [bytes(16), b"\x01\x00\x01\x00\x00\x00\x00\x00" + (2**64 - 16).to_bytes(8, "little")],
+    ids=["free-space-of-size-0", "size-wrapping-around"],
+)
+def test_an_hdf5_global_heap_on_which_hdf5_would_loop_forever_is_refused(
+    tmp_path, capsys, first_object
+):
     """keras_h5 case 154 (105 zero bytes over the global heap that holds Keras's layer-name
-    strings): HDF5 2.0 looped forever reading the first name, in C."""
+    strings: a free-space object of size 0) and keras_h5_crc case 1476 of seed 4242 (105
+    0xFF bytes: sizes whose 16 + aligned size wraps around to 0 in size_t): HDF5 2.0 looped
+    forever reading the first name, in C."""
     path = tmp_path / "model.weights.h5"
     with h5py.File(path, "w") as f:
         f.create_group("layers/dense/vars").attrs["name"] = "Dense"  # a variable-length string
         f["layers/dense/vars/0"] = np.zeros(3, "float32")
     data = bytearray(path.read_bytes())
     heap = data.find(b"GCOL")
-    data[heap + 16 : heap + 64] = bytes(48)  # its first object: index 0 (free space), size 0
+    data[heap + 16 : heap + 32] = first_object  # index, references, reserved, size
     path.write_bytes(bytes(data))
     with capsys.disabled():
         watchdog_fd = os.dup(sys.stderr.fileno())
     faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=watchdog_fd)
     try:  # a regression would hang in C: the watchdog ends the run instead of blocking it
-        with pytest.raises(CheckpointError, match="global heap at byte .* loops forever"):
+        with pytest.raises(CheckpointError, match="global heap at byte .*loops forever"):
             open_checkpoint(path)
     finally:
         faulthandler.cancel_dump_traceback_later()

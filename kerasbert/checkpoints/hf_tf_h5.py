@@ -149,11 +149,13 @@ def check_global_heaps(path, file):
     HDF5 keeps variable-length data (the layer-name strings Keras records) in global heap
     collections: ``GCOL``, version 1, 3 reserved bytes, the collection's size, then its
     objects (index, reference count, 4 reserved bytes, size, data). Decoding one, HDF5
-    steps from object to object by their sizes, and by zero over a free-space object
-    (index 0) of size 0: a collection with one (zeroed bytes) hangs the first read of any
-    string, in C, where no timeout reaches. Every collection HDF5 would decode (found by
-    its signature; one running past the end of the file HDF5 refuses) is walked the same
-    way first.
+    steps from object to object by their sizes, in size_t arithmetic and without checking
+    that a step is positive: by zero over a free-space object (index 0) of size 0 (zeroed
+    bytes), backwards over a size that wraps around (0xFF bytes). Either hangs the first
+    read of any string, in C, where no timeout reaches. Every collection HDF5 would decode
+    (found by its signature; one running past the end of the file HDF5 refuses) is walked
+    the same way first, and an object whose step does not land inside the collection,
+    after it, is refused.
 
     Args:
         path: the HDF5 file.
@@ -171,12 +173,15 @@ def check_global_heaps(path, file):
                 while at + 8 + n <= end:  # a shorter tail is free space
                     index = int.from_bytes(data[at : at + 2], "little")
                     length = int.from_bytes(data[at + 8 : at + 8 + n], "little")
-                    step = 8 + n + (length + 7) // 8 * 8 if index else length
-                    if step == 0:
+                    # HDF5's step, in its size_t arithmetic: a huge size wraps around
+                    aligned = ((length + 7) % 2**64) // 8 * 8
+                    step = (8 + n + aligned) % 2**64 if index else length
+                    if not 0 < step <= end - at:
                         raise CheckpointError(
                             f"HDF5 file {path!r}: the global heap at byte {start} holds an "
-                            f"empty free-space object at byte {at}, on which HDF5 loops "
-                            f"forever; {_CORRUPT}."
+                            f"object at byte {at} of size {length}, which HDF5 steps over "
+                            f"by {step} bytes: it loops forever (or reads outside the heap) "
+                            f"decoding it; {_CORRUPT}."
                         )
                     at += step
             start = data.find(_HEAP_SIGNATURE, start + 1)
