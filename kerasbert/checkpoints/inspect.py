@@ -24,6 +24,8 @@ class CheckpointSummary:
         other_variables: the other variables (optimizer slots such as ``.../adam_m``,
             ``global_step``, ...), not counted as parameters.
         num_other: elements over ``other_variables``.
+        candidates: when ``family`` is None, the families whose checkpoint names these
+            are (several, e.g. NEZHA and RoFormer: only a config tells them apart).
     """
 
     path: str
@@ -34,12 +36,23 @@ class CheckpointSummary:
     num_parameters: int
     other_variables: list = ()
     num_other: int = 0
+    candidates: tuple = ()
+
+    def _family_text(self):
+        if self.family:
+            return self.family
+        if len(self.candidates) > 1:
+            return (
+                f"{' or '.join(self.candidates)} (their checkpoint names are the same: the "
+                "config or model= decides)"
+            )
+        return "unknown"
 
     def to_text(self):
         lines = [
             f"checkpoint: {self.path}",
             f"format:     {self.format}",
-            f"family:     {self.family or 'unknown'}",
+            f"family:     {self._family_text()}",
             f"variables:  {len(self.variables)}",
             f"parameters: {self.num_parameters:,}",
         ]
@@ -86,7 +99,10 @@ def inspect(path):
             for n in names
         ]
         family = families.detect_checkpoint(checkpoint)
-        table = families.name_table(family, "hf") if family else None
+        candidates = tuple(families.checkpoint_candidates(checkpoint)) if not family else ()
+        # Families with the same checkpoint names agree on which are model weights.
+        named_by = family or (candidates[0] if candidates else None)
+        table = families.name_table(named_by, "hf") if named_by else None
         other = [n for n in names if table is not None and table.from_canonical(n) is None]
         weights = [n for n in names if n not in set(other)]
         return CheckpointSummary(
@@ -98,4 +114,5 @@ def inspect(path):
             num_parameters=checkpoint.num_parameters(weights),
             other_variables=other,
             num_other=checkpoint.num_parameters(other),
+            candidates=candidates,
         )
