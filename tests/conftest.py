@@ -1,7 +1,9 @@
-"""Shared fixtures: paths of committed test data and of the real MiniLM model."""
+"""Shared fixtures: paths of committed test data, the real MiniLM model, a local HTTP server."""
 
+import http.server
 import os
 import pathlib
+import threading
 
 import numpy as np
 import pytest
@@ -65,3 +67,29 @@ def bert4keras_models(tmp_path_factory):
         "bert": write_model(root / "bert"),
         "albert": write_model(root / "albert", "albert", embedding_size=8),
     }
+
+
+@pytest.fixture
+def local_site(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving tmp_path/www: ``(www, url, requested paths)``."""
+    www = tmp_path / "www"
+    www.mkdir()
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(www), **kwargs)
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{httpd.server_address[1]}", requests
+    httpd.shutdown()
+    httpd.server_close()

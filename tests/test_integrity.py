@@ -2,12 +2,10 @@
 .weights.h5 files it writes, checked on loading; ``kerasbert verify``; the fetch record of
 the model cache."""
 
-import http.server
 import json
 import os
 import pathlib
 import shutil
-import threading
 import zipfile
 
 import h5py
@@ -256,34 +254,18 @@ def test_verify_bad_paths_are_one_line_errors(tmp_path, capsys):
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
+def cache(local_site, tmp_path, monkeypatch):
     """tf_bert_tiny as a zip on a local server (127.0.0.1), an index, an empty cache."""
-    www = tmp_path / "www"
-    www.mkdir()
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(www), **kwargs)
-
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
+    www, url, requests = local_site
     files = ["bert_config.json", "bert_model.ckpt.index", "bert_model.ckpt.data-00000-of-00001"]
     with zipfile.ZipFile(www / "tiny.zip", "w") as archive:
         for name in files:
             archive.write(TF_BERT / name, f"tiny/{name}")
         archive.writestr("tiny/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     entry = {
         "family": "bert", "language": "en", "cased": False, "layers": 2, "hidden": 32,
         "heads": 4, "parameters": 21956, "license": "Apache-2.0", "format": "tensorflow",
-        "urls": [f"http://127.0.0.1:{httpd.server_address[1]}/tiny.zip"],
+        "urls": [f"{url}/tiny.zip"],
         "files": files + ["vocab.txt"], "config": "bert_config.json",
         "checkpoint": "bert_model.ckpt", "vocab": "vocab.txt", "sha256": {},
         "archive_root": "tiny", "do_lower_case": True,
@@ -293,9 +275,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KERASBERT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERASBERT_INDEX", str(index))
     monkeypatch.delenv("KERASBERT_OFFLINE", raising=False)
-    yield requests
-    httpd.shutdown()
-    httpd.server_close()
+    return requests
 
 
 def test_fetch_record_lists_every_file_placed(cache):

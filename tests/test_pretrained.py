@@ -1,11 +1,9 @@
 """get_pretrained / build_pretrained: cache, installed package, download from a local server,
 offline mode; the CLI's download and list commands."""
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
 import zipfile
 
 import numpy as np
@@ -26,35 +24,9 @@ TINY_FILES = [
 
 
 @pytest.fixture
-def server(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/www; counts requests."""
-    www = tmp_path / "www"
-    www.mkdir()
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(www), **kwargs)
-
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}", requests
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def tiny_index(server, tmp_path, monkeypatch):
+def tiny_index(local_site, tmp_path, monkeypatch):
     """An index with the tiny TF BERT as a zip on the local server; an empty cache."""
-    www, url, requests = server
+    www, url, requests = local_site
     with zipfile.ZipFile(www / "tiny_bert.zip", "w") as archive:
         for name in TINY_FILES[:3]:
             archive.write(FIXTURES / "tf_bert_tiny" / name, f"tiny_bert/{name}")
