@@ -299,6 +299,7 @@ class HFTensorFlowCheckpoint(Checkpoint):
     naming = "hf_tf"
 
     def __init__(self, path):
+        path = os.fspath(path)
         super().__init__(path)
         self._file, datasets = open_hdf5(path)
         try:
