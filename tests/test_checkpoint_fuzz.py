@@ -31,10 +31,10 @@ For every case:
   takes (to integers, bools, or another float type with a changed shape) never loads;
 - a load of a format whose every tensor is checked against a checksum (TF bundles: CRC-32C
   per tensor; kerasbert's checksummed files; the shard index, whose shards are intact)
-  gives weights, hence outputs, identical to the clean file's, except after a rewrite that
-  moves data together with its checksums (swapped HDF5 datasets: to any checksum, a
-  well-formed file of another model); formats without checksums (HF's safetensors and
-  ``tf_model.h5``, Keras's own ``.weights.h5``) may load changed but finite values;
+  gives weights, hence outputs, identical to the clean file's (kerasbert's HDF5 checksums
+  bind each dataset's name, so even swapped datasets are refused); formats without
+  checksums (HF's safetensors and ``tf_model.h5``, Keras's own ``.weights.h5``) may load
+  changed but finite values;
 - a refusal leaves the model as it was (loading is all or nothing; not for ``.weights.h5``,
   which Keras itself assigns variable by variable);
 - nothing outside the case's folder is read: a ``sys.addaudithook`` hook records every
@@ -171,9 +171,6 @@ def mutate_bytes(rng, data, hot=None):
 class Mutation:
     description: str
     relabelled: bool = False  # a tensor the model takes got another dtype: must not load
-    # Moved data together with its checksums (swapped HDF5 datasets): a well-formed file of
-    # another model to any checksum, so even a strict format may load it changed.
-    consistent: bool = False
 
 
 @dataclass
@@ -486,7 +483,7 @@ def _h5_mutation(rng, folder, fmt):
         kind = str(pick(rng, ["relabel", "nonfinite", "reshape", "swap", "delete", "extra",
                                "soft_link", "external_link", "external_storage", "attrs",
                                "storage", "float64", "checksum"]))  # fmt: skip
-        relabelled = consistent = False
+        relabelled = False
         if kind == "relabel":
             new, factor = [("int32", 1), ("uint32", 1), ("float16", 2), ("int8", 4),
                            ("bool", 4), ("uint64", 0.5)][int(rng.integers(6))]  # fmt: skip
@@ -514,7 +511,6 @@ def _h5_mutation(rng, folder, fmt):
             f.move(name, name + ".tmp")
             f.move(other, name)
             f.move(name + ".tmp", other)
-            consistent = True
             what = f"swap {name!r} and {other!r}"
         elif kind == "delete":
             del f[name]
@@ -560,7 +556,7 @@ def _h5_mutation(rng, folder, fmt):
             else:
                 attrs[H5_ATTRIBUTE] = value
             what = f"checksum attribute of {name!r} -> {value!r}"
-    return Mutation(f"{file}: {what}", relabelled, consistent)
+    return Mutation(f"{file}: {what}", relabelled)
 
 
 def _h5(rng, folder, fmt):
@@ -803,7 +799,7 @@ def _case(harness, fmt, number, watchdog_fd):
             problem = f"{where}: loaded non-finite weights"
         elif mutation.relabelled:
             problem = f"{where}: loaded although a tensor the model takes was relabelled"
-        elif fmt.strict and changed and not mutation.consistent:
+        elif fmt.strict and changed:
             problem = f"{where}: loaded weights that differ from the clean file's"
         elif fmt.strict and not changed and not all(
             np.array_equal(a, b) for a, b in zip(_outputs(model), fmt.outputs)

@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 from kerasbert import cli
 from kerasbert.checkpoints import integrity, open_checkpoint, verify
 from kerasbert.checkpoints.crc32c import crc32c
+from kerasbert.checkpoints.hf_writer import write_safetensors
 from kerasbert.checkpoints.safetensors_reader import SafetensorsCheckpoint
 from kerasbert.checkpoints.tf_bundle import write_tf_checkpoint
 from kerasbert.convert import convert, load_model
@@ -103,7 +104,7 @@ def test_keras_weights_have_a_crc_attribute_on_every_dataset(written):
         f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
         for name in found:
             value = f[name].attrs[integrity.H5_ATTRIBUTE]
-            assert int(value) == integrity.array_crc(f[name][()]), name
+            assert int(value) == integrity.dataset_crc(name, f[name][()]), name
     assert len(found) == 46
 
 
@@ -135,6 +136,20 @@ def test_a_flipped_byte_in_keras_weights_fails_loading_naming_the_dataset(writte
         load_model(folder)
 
 
+def test_written_safetensors_bytes_do_not_depend_on_the_process(tmp_path):
+    """The safetensors library writes metadata keys in a per-map random order; kerasbert
+    sorts them, so the same weights always give the same file."""
+    arrays = {"bert/pooler/dense/bias": np.arange(4, dtype="float32")}
+    files = [
+        pathlib.Path(write_safetensors(arrays, tmp_path / f"m{i}.safetensors")).read_bytes()
+        for i in range(8)
+    ]
+    assert all(data == files[0] for data in files)
+    length = int.from_bytes(files[0][:8], "little")
+    metadata = json.loads(files[0][8 : 8 + length])["__metadata__"]
+    assert list(metadata) == sorted(metadata) == ["format", "kerasbert.crc32c"]
+
+
 @pytest.mark.parametrize(
     "value, why",
     [
@@ -162,6 +177,33 @@ def test_malformed_h5_checksums_are_errors(written, tmp_path, value):
     with h5py.File(path, "r+") as f:
         f["layers/dense/vars/1"].attrs[integrity.H5_ATTRIBUTE] = value
     with pytest.raises(CheckpointError, match="'layers/dense/vars/1' has a malformed kerasbert"):
+        open_checkpoint(path)
+
+
+def test_swapped_h5_datasets_do_not_match_their_checksums(written, tmp_path):
+    """An attribute moves with its dataset; the checksum binds the name, so two datasets of
+    one shape swapped (a well-formed file of another model) are refused."""
+    folder = _copy(written["keras"], tmp_path)
+    path = folder / "model.weights.h5"
+    with h5py.File(path, "r+") as f:
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        shapes = [f[n].shape for n in names]
+        shape = next(s for s in shapes if shapes.count(s) > 1)
+        first, second = [n for n in names if f[n].shape == shape][:2]
+        f.move(first, "swap")
+        f.move(second, first)
+        f.move("swap", second)
+    with pytest.raises(CheckpointError, match="Checksum mismatch"):
+        load_model(folder)
+
+
+def test_checksums_on_only_some_h5_datasets_are_refused(written, tmp_path):
+    folder = _copy(written["keras"], tmp_path)
+    path = folder / "model.weights.h5"
+    with h5py.File(path, "r+") as f:
+        del f["layers/dense/vars/1"].attrs[integrity.H5_ATTRIBUTE]
+    with pytest.raises(CheckpointError, match=r"carry kerasbert checksums but.*vars/1"):
         open_checkpoint(path)
 
 

@@ -248,13 +248,21 @@ def dataset_checksums(path, datasets):
     """The kerasbert checksums of checked datasets: ``{name: crc}``, or None if none has one.
 
     Raises:
-        CheckpointError: a malformed checksum attribute.
+        CheckpointError: a malformed checksum attribute, or checksums on only some datasets.
     """
     found = {}
     for name, dataset in datasets:
         crc = integrity.h5_checksum(path, name, dataset)
         if crc is not None:
             found[name] = crc
+    missing = [name for name, _ in datasets if name not in found]
+    if found and missing:
+        raise CheckpointError(
+            f"HDF5 file {path!r}: {len(found)} datasets carry kerasbert checksums but "
+            f"{missing[:3]} {'does' if len(missing) == 1 else 'do'} not (kerasbert writes one "
+            "on every dataset); the file was changed after kerasbert wrote it: convert or "
+            "download it again."
+        )
     return found or None
 
 
@@ -263,7 +271,7 @@ def read_dataset(checkpoint, name):
     checksum when it has one."""
     array = checkpoint._file[name][()]
     stored = (checkpoint.kerasbert_checksums or {}).get(name)
-    integrity.check(name, array, stored, checkpoint.path)
+    integrity.check_dataset(name, array, stored, checkpoint.path)
     return array
 
 

@@ -12,6 +12,7 @@ The file's metadata is HF's ``{"format": "pt"}`` plus kerasbert's per-tensor CRC
 reads the file back; HF reads only ``"format"``.
 """
 
+import json
 import os
 
 import numpy as np
@@ -140,5 +141,28 @@ def write_safetensors(arrays, path, family=None, checksums=True):
     if checksums:
         metadata[integrity.METADATA_KEY] = integrity.metadata_value(state)
     save_file(state, path + ".tmp", metadata=metadata)
+    _sort_metadata(path + ".tmp")
     os.replace(path + ".tmp", path)
     return path
+
+
+def _sort_metadata(path):
+    """Write the header's ``__metadata__`` keys in sorted order, in place.
+
+    The safetensors library keeps metadata in a hash map and writes its keys in an order
+    that changes from process to process, so with two keys the same weights would give
+    files with different bytes (and SHA-256s). The header is rewritten with the same bytes
+    otherwise and the same length, so every data offset stays valid.
+    """
+    with open(path, "r+b") as f:
+        length = int.from_bytes(f.read(8), "little")
+        raw = f.read(length)
+        header = json.loads(raw)
+        if len(header.get("__metadata__") or {}) < 2:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) != len(raw.rstrip(b" ")):  # not the library's serialization: keep it
+            return
+        f.seek(8)
+        f.write(text.ljust(length, b" "))

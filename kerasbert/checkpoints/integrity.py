@@ -9,7 +9,10 @@ function TF bundles use) of each tensor's C-contiguous little-endian bytes:
   (``"kerasbert.crc32c"``), whose value is a JSON object ``{tensor name: crc as int}``
   (safetensors' metadata values are strings);
 - HDF5 (Keras ``.weights.h5`` from ``convert --to keras``): an attribute
-  :data:`H5_ATTRIBUTE` (``"kerasbert_crc32c"``) on each dataset, added to the file Keras wrote.
+  :data:`H5_ATTRIBUTE` (``"kerasbert_crc32c"``) on each dataset, added to the file Keras
+  wrote. An attribute travels with its dataset, so it holds :func:`dataset_crc`, which binds
+  the dataset's name too: two same-shaped datasets swapped no longer match their checksums.
+  A file in which some datasets have one must have one on every dataset.
 
 Readers verify a tensor's CRC when it is read and raise a :class:`CheckpointError` naming the
 tensor and the file on a mismatch; malformed checksums (not JSON, not ints, names the file does
@@ -54,6 +57,20 @@ def array_crc(array):
     0
     """
     return crc32c(little_endian_bytes(array).reshape(-1).view(np.uint8))
+
+
+def dataset_crc(name, array):
+    """The :data:`H5_ATTRIBUTE` checksum of HDF5 dataset ``name``: CRC-32C of the name
+    (UTF-8), a NUL byte and the 4 little-endian bytes of :func:`array_crc` of its data.
+
+    Example:
+
+    >>> data = np.ones(3, "float32")
+    >>> dataset_crc("layers/a/vars/0", data) == dataset_crc("layers/b/vars/0", data)
+    False
+    """
+    data_crc = array_crc(array).to_bytes(4, "little")
+    return crc32c(name.encode("utf-8", "surrogateescape") + b"\0" + data_crc)
 
 
 def checksums(arrays):
@@ -162,9 +179,17 @@ def check(name, array, expected, path):
     ...
     kerasbert.errors.CheckpointError: Checksum mismatch for tensor 'a' in 'x.safetensors' ...
     """
-    if expected is None:
-        return
-    actual = array_crc(array)
+    if expected is not None:
+        _compare(name, array_crc(array), expected, path)
+
+
+def check_dataset(name, array, expected, path):
+    """:func:`check` for an HDF5 dataset, whose checksum is :func:`dataset_crc`."""
+    if expected is not None:
+        _compare(name, dataset_crc(name, array), expected, path)
+
+
+def _compare(name, actual, expected, path):
     if actual != expected:
         raise CheckpointError(
             f"Checksum mismatch for tensor {name!r} in {path!r} (kerasbert's stored crc32c "
@@ -187,14 +212,17 @@ def add_h5_checksums(path):
     >>> add_h5_checksums(path)
     1
     >>> with h5py.File(path) as f:
-    ...     int(f["layers/dense/vars/0"].attrs[H5_ATTRIBUTE]) == array_crc(np.zeros(2, "f4"))
+    ...     stored = int(f["layers/dense/vars/0"].attrs[H5_ATTRIBUTE])
+    >>> stored == dataset_crc("layers/dense/vars/0", np.zeros(2, "f4"))
     True
     """
     import h5py
 
-    datasets = []
+    datasets = []  # (visititems stops at a callback's first non-None result)
     with h5py.File(path, "r+") as file:
-        file.visititems(lambda n, o: datasets.append(o) if isinstance(o, h5py.Dataset) else None)
-        for dataset in datasets:
-            dataset.attrs[H5_ATTRIBUTE] = np.int64(array_crc(dataset[()]))
+        file.visititems(
+            lambda n, o: datasets.append((n, o)) if isinstance(o, h5py.Dataset) else None
+        )
+        for name, dataset in datasets:
+            dataset.attrs[H5_ATTRIBUTE] = np.int64(dataset_crc(name, dataset[()]))
     return len(datasets)
