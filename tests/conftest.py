@@ -4,6 +4,7 @@ import http.server
 import os
 import pathlib
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +22,15 @@ TINY_CONFIG = {
     "max_position_embeddings": 64,
     "hidden_act": "gelu_erf",
 }
+
+
+def wait_for(predicate, seconds, step=0.02):
+    """Poll ``predicate`` every ``step`` seconds, at most ``seconds``; its last value."""
+    for _ in range(int(seconds / step)):
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import wait_for
 
 from kerasbert.download import (
     DownloadError,
@@ -391,14 +392,6 @@ with file_lock(dest, timeout=20):
 """
 
 
-def _wait_for(predicate, seconds, step=0.02):
-    """Poll ``predicate`` every ``step`` seconds, at most ``seconds``; its last value."""
-    for _ in range(int(seconds / step)):
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
 
 def test_lock_makes_a_second_process_wait(server, tmp_path):
     """This process holds the lock and downloads, then starts a child process that asks for
@@ -427,8 +420,8 @@ def test_lock_makes_a_second_process_wait(server, tmp_path):
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            assert _wait_for(lambda: "second asks" in events(), 60), "the child never started"
-            _wait_for(lambda: "second in" in events(), GRACE_S)  # only if the lock failed
+            assert wait_for(lambda: "second asks" in events(), 60), "the child never started"
+            wait_for(lambda: "second in" in events(), GRACE_S)  # only if the lock failed
             note("first out")
         _, err = child.communicate(timeout=60)
     finally:

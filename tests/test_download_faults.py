@@ -14,9 +14,9 @@ import os
 import pathlib
 import shutil
 import subprocess
-import time
 
 import pytest
+from conftest import wait_for
 from faulty_server import PROXY_VARS, Server, etag_of, serve_file
 
 from kerasbert.download import DownloadError, download, sha256_of
@@ -43,13 +43,6 @@ def _size(path):
     except OSError:
         return 0
 
-
-def _wait_for(predicate, seconds, step=0.01):
-    for _ in range(int(seconds / step)):
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _leftovers(folder):
@@ -95,7 +88,7 @@ def test_two_processes_download_one_destination(web, tmp_path, known):
         for _, ready, _ in children:
             assert ready.wait(120), "a child process never started"
         children[0][2].set()
-        assert _wait_for(lambda: _size(f"{dest}.part") > 0, 60), "A never started writing"
+        assert wait_for(lambda: _size(f"{dest}.part") > 0, 60, step=0.01), "A never started writing"
         assert not dest.exists()  # A is still mid-transfer
         children[1][2].set()
         for child, _, _ in children:
@@ -123,7 +116,7 @@ def test_checksum_is_of_the_file_on_disk(web, tmp_path):
     def route(h, n):
         h.head(200, [("Content-Length", str(len(DATA))), ("ETag", ETAG)])
         h.body(DATA[:150_000])
-        _wait_for(lambda: _size(part) >= 100_000, 10)
+        wait_for(lambda: _size(part) >= 100_000, 10, step=0.01)
         with open(part, "r+b") as f:
             f.write(b"\0" * 1000)
         h.body(DATA[150_000:])

@@ -11,12 +11,11 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
 import zipfile
 
 import pytest
 import yaml
-from conftest import FIXTURES
+from conftest import FIXTURES, wait_for
 from faulty_server import PROXY_VARS, Server, etag_of, serve_file
 
 from kerasbert.download import DownloadError, file_lock
@@ -88,13 +87,6 @@ def _staging(models):
     )
 
 
-def _wait_for(predicate, seconds, step=0.02):
-    for _ in range(int(seconds / step)):
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
 
 # ----------------------------------------------------------------- 5. stale staging
 
@@ -126,7 +118,7 @@ def test_staging_left_by_a_killed_fetch_is_cleaned_at_the_next_start(home, web, 
 
     child = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
     try:
-        started = _wait_for(lambda: _staging(models) and receiving(), 60)
+        started = wait_for(lambda: _staging(models) and receiving(), 60)
         assert started, "the child never started downloading"
         child.send_signal(signal.SIGKILL)
         child.wait(30)
