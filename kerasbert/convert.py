@@ -44,7 +44,12 @@ from kerasbert.config import load_config, read_config_file
 from kerasbert.errors import CheckpointError, ConfigError, KerasBertError, WeightLoadingError
 from kerasbert.folders import RECORD, read_record
 from kerasbert.models.export import model_arrays
-from kerasbert.models.factory import CONFIG_KEYS, build_transformer_model, resolve_model
+from kerasbert.models.factory import (
+    CONFIG_KEYS,
+    build_transformer_model,
+    config_for_family,
+    resolve_model,
+)
 
 TARGETS = ("keras", "safetensors", "tf")
 CONFIG_NAMES = ("config.json", "bert_config.json", "albert_config.json")
@@ -121,10 +126,7 @@ def _prepare(source, config, model, build_kwargs):
         kwargs.update(record.get("build_kwargs", {}))
         model = model or record.get("model")
     model = resolve_model(model, normalized, checkpoint)
-    google_gelu = families.get(model).google_gelu
-    if google_gelu != "gelu_tanh":  # what "gelu" meant to the family's original code
-        overrides = {k: v for k, v in build_kwargs.items() if k in CONFIG_KEYS}
-        normalized = load_config(raw, google_gelu=google_gelu, **overrides)
+    normalized = config_for_family(normalized, raw, model, build_kwargs)
     if checkpoint.names_are_canonical:
         kwargs.update(checkpoint_heads(checkpoint.names(), families.get(model)))
     kwargs.update(build_kwargs)

@@ -82,6 +82,25 @@ def _either(names):
     return " or ".join(names)
 
 
+def config_for_family(normalized, config, model, overrides):
+    """``normalized`` (:func:`kerasbert.config.load_config` of ``config`` with ``overrides``),
+    read again when the family of ``model`` means another GELU by a Google-format config's
+    ``"gelu"`` (its record's ``google_gelu``: bert4keras's erf for RoFormer) than the tanh form
+    Google's code computes, which ``load_config`` assumes before the family is known.
+
+    Args:
+        normalized: the config as first normalized.
+        config: the config as given (path or dict).
+        model: the resolved ``model=`` name.
+        overrides: keyword arguments; the config keys among them are applied again.
+    """
+    google_gelu = families.get(model).google_gelu
+    if google_gelu == "gelu_tanh":
+        return normalized
+    keys = {k: v for k, v in overrides.items() if k in CONFIG_KEYS}
+    return load_config(config, google_gelu=google_gelu, **keys)
+
+
 def build_transformer_model(
     config_path=None,
     checkpoint_path=None,
@@ -146,14 +165,7 @@ def build_transformer_model(
         kwargs = {**record.get("build_kwargs", {}), **kwargs}
         model = model or record.get("model")
     model = resolve_model(model, config, checkpoint)
-    google_gelu = families.get(model).google_gelu
-    if google_gelu != "gelu_tanh":
-        # A config without model_type says "gelu" as the family's original code meant it.
-        config = load_config(
-            config_path,
-            google_gelu=google_gelu,
-            **{k: v for k, v in kwargs.items() if k in CONFIG_KEYS},
-        )
+    config = config_for_family(config, config_path, model, kwargs)
 
     builder_class = families.model_entry(model).builder_class()
     options = {k: v for k, v in kwargs.items() if k not in CONFIG_KEYS}
