@@ -54,7 +54,7 @@ _FEED_FORWARD = _BLOCK + r"-FeedForward/"
 # kernel of a kerasbert model, so a layer added later without a rule is easy to spot.
 _REPLICATED_2D = (
     _PREFIX + r"Embedding-(?:Segment|Position)/embeddings",
-    _PREFIX + r"(?:Embedding-Mapping|Pooler-Dense|NSP-Proba|MLM-Dense)/kernel",
+    _PREFIX + r"(?:Embedding-Mapping|Output-Mapping|Pooler-Dense|NSP-Proba|MLM-Dense)/kernel",
     # conditional layer normalization's projections (bert4keras's layer_norm_cond)
     _PREFIX + r"[^/]*-Norm/(?:hidden|gamma|beta)_dense/kernel",
 )

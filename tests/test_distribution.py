@@ -315,6 +315,8 @@ def test_check_of_a_built_model():
     [
         ("bert", {"application": "unilm", "with_pool": True, "with_nsp": True}),
         ("nezha", {"application": "lm", "with_mlm": True}),
+        ("roformer", {"application": "unilm", "with_mlm": True, "embedding_size": 8}),
+        ("roformer_v2", {"application": "lm", "with_mlm": True, "embedding_size": 8}),
         ("albert", {"embedding_size": 8, "num_hidden_layers": 2, "num_hidden_groups": 2}),
         ("bert", {"layer_norm_cond": "cond", "layer_norm_cond_hidden_size": 8}),
     ],

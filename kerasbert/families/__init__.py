@@ -24,8 +24,9 @@ from kerasbert.families.naming import NameTable, Rule, Slot
 from kerasbert.families.nezha import NEZHA
 from kerasbert.families.record import Detection, Family, ModelEntry
 from kerasbert.families.roformer import ROFORMER
+from kerasbert.families.roformer_v2 import ROFORMER_V2
 
-FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER)}
+FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2)}
 DEFAULT = "bert"  # the family of a checkpoint and a config that show none
 
 
@@ -144,10 +145,30 @@ def detect_checkpoint(checkpoint):
 
 
 def detect_from_layers(layer_names):
-    """The :class:`Family` of a model kerasbert built, from its layer names, or None."""
+    """The :class:`Family` of a model kerasbert built, from its layer names, or None.
+
+    ``layer_names`` may include ``"layer/weight"`` paths (:func:`model_layer_names`): some
+    families have the same layers and differ in their weights (RoFormer v1 and v2)."""
     layer_names = list(layer_names)
     found = [f for f in FAMILIES.values() if f.layer_names.matches(layer_names)]
     return _single(found, "The model's layer names")
+
+
+def model_layer_names(model):
+    """A built model's layer names and ``"layer/weight"`` paths, for :func:`detect_from_layers`.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")])
+    >>> model_layer_names(model)
+    ['d', 'd/kernel', 'd/bias']
+    """
+    found = []
+    for layer in model.layers:
+        found.append(layer.name)
+        found += [f"{layer.name}/{weight.name}" for weight in layer.weights]
+    return found
 
 
 def detect_from_config(config):
@@ -250,6 +271,7 @@ __all__ = [
     "detect_from_names",
     "get",
     "model_entry",
+    "model_layer_names",
     "model_names",
     "name_table",
     "names",

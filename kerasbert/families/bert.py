@@ -74,6 +74,8 @@ HF_TF_RULES = [
 ]  # fmt: skip
 
 BERT_LAYER = r"^Transformer-\d+-MultiHeadSelfAttention$"
+# A block's layer norm: what NEZHA's and RoFormer v1's names have and RoFormer v2's lack.
+NORM_GAMMA = r"^bert/encoder/layer_\d+/.*LayerNorm/gamma$"
 
 BERT = Family(
     name="bert",

@@ -8,6 +8,7 @@ from kerasbert.families.bert import (
     BERT_LAYER,
     HF_ARCHITECTURES,
     HF_SKIPPED,
+    NORM_GAMMA,
     PRETRAINING_HEAD_RULES,
     PRETRAINING_HEADS,
     encoder_rules,
@@ -21,7 +22,7 @@ NEZHA = Family(
     models=(ModelEntry("nezha", "kerasbert.models.nezha:NEZHA"),),
     description="BERT with functional relative positions",
     checkpoint_names=Detection(
-        requires=(r"^bert/encoder/layer_\d+/",),
+        requires=(r"^bert/encoder/layer_\d+/", NORM_GAMMA),
         excludes=(r"^bert/embeddings/position_embeddings$",),
     ),
     layer_names=Detection(requires=(BERT_LAYER, r"^Embedding-Relative-Position$")),

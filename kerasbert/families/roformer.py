@@ -13,6 +13,7 @@ head; kerasbert reads and writes them (RoFormer-Sim's pooler) under BERT's HF na
 from kerasbert.families.bert import (
     BERT_LAYER,
     HF_SKIPPED,
+    NORM_GAMMA,
     PRETRAINING_HEAD_RULES,
     PRETRAINING_HEADS,
     encoder_rules,
@@ -33,10 +34,12 @@ ROFORMER = Family(
     models=(ModelEntry("roformer", "kerasbert.models.roformer:RoFormer"),),
     description="BERT with rotary position embeddings in every attention layer",
     checkpoint_names=Detection(
-        requires=(r"^bert/encoder/layer_\d+/",),
+        requires=(r"^bert/encoder/layer_\d+/", NORM_GAMMA),
         excludes=(r"^bert/embeddings/position_embeddings$",),
     ),
-    layer_names=Detection(requires=(BERT_LAYER, r"^Embedding-Rotary-Position$")),
+    layer_names=Detection(
+        requires=(BERT_LAYER, r"^Embedding-Rotary-Position$", r"^Embedding-Norm/gamma$")
+    ),
     config_signatures=("rotary_value",),
     model_types=("roformer",),
     hf_prefix="roformer.",

@@ -24,6 +24,8 @@ class LayerNormalization(keras.layers.Layer):
 
     Args:
         epsilon: added to the variance; BERT uses 1e-12 (``layer_norm_eps`` in configs).
+        zero_mean: subtract the mean first (a layer norm); False divides by the root mean
+            square only (bert4keras's ``zero_mean=False``, RoFormer v2's normalization).
         center: learn ``beta`` (and, when conditional, ``beta_dense``).
         scale: learn ``gamma`` (and, when conditional, ``gamma_dense``).
         conditional: take ``[x, cond]`` and shift ``gamma`` / ``beta`` by projections of
@@ -47,6 +49,7 @@ class LayerNormalization(keras.layers.Layer):
     def __init__(
         self,
         epsilon=1e-12,
+        zero_mean=True,
         center=True,
         scale=True,
         conditional=False,
@@ -57,6 +60,7 @@ class LayerNormalization(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.epsilon = epsilon
+        self.zero_mean = zero_mean
         self.center = center
         self.scale = scale
         self.conditional = conditional
@@ -123,7 +127,7 @@ class LayerNormalization(keras.layers.Layer):
                 self.beta_dense = self._zero_dense(dim, "beta_dense", cond_shape)
 
     def call(self, inputs):
-        if not self.conditional:
+        if not self.conditional and self.zero_mean:
             # Keras' op normalizes in at least float32 with one fused multiply-add, which
             # XLA compiles better than the textbook (x - mean) / std sequence.
             x = ops.layer_normalization(
@@ -137,17 +141,24 @@ class LayerNormalization(keras.layers.Layer):
 
         x, cond = self._split(inputs)
         x = ops.cast(x, "float32")
-        mean = ops.mean(x, axis=-1, keepdims=True)
-        variance = ops.var(x, axis=-1, keepdims=True)
-        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
-        if self.hidden_dense is not None:
-            cond = self.hidden_dense(cond)
-        while len(cond.shape) < len(x.shape):
-            cond = ops.expand_dims(cond, 1)
+        if self.zero_mean:
+            x = x - ops.mean(x, axis=-1, keepdims=True)
+        x = x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + self.epsilon)
+        if cond is not None:
+            if self.hidden_dense is not None:
+                cond = self.hidden_dense(cond)
+            while len(cond.shape) < len(x.shape):
+                cond = ops.expand_dims(cond, 1)
         if self.scale:
-            x = x * (ops.cast(self.gamma, "float32") + ops.cast(self.gamma_dense(cond), "float32"))
+            gamma = ops.cast(self.gamma, "float32")
+            if cond is not None:
+                gamma = gamma + ops.cast(self.gamma_dense(cond), "float32")
+            x = x * gamma
         if self.center:
-            x = x + (ops.cast(self.beta, "float32") + ops.cast(self.beta_dense(cond), "float32"))
+            beta = ops.cast(self.beta, "float32")
+            if cond is not None:
+                beta = beta + ops.cast(self.beta_dense(cond), "float32")
+            x = x + beta
         return ops.cast(x, self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
@@ -161,6 +172,8 @@ class LayerNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
+        if not self.zero_mean:
+            config["zero_mean"] = False
         if self.conditional:
             activation = self.hidden_activation
             if callable(activation):

@@ -80,6 +80,7 @@ class BERT(Transformer):
     default_name = "bert"
     # Positions are a learned table of max_position rows: inputs may not be longer.
     learned_positions = True
+    dense_bias = True  # the transformer blocks' projections have biases (RoFormer v2: none)
 
     def __init__(
         self,
@@ -214,6 +215,7 @@ class BERT(Transformer):
             head_size=self.attention_head_size,
             out_dim=self.hidden_size,
             attention_dropout=self.attention_dropout_rate,
+            use_bias=self.dense_bias,
             kernel_initializer=self.initializer,
             name=attention_name,
             **attention_options,
@@ -224,6 +226,7 @@ class BERT(Transformer):
             FeedForward,
             units=self.intermediate_size,
             activation=self.hidden_act,
+            use_bias=self.dense_bias,
             kernel_initializer=self.initializer,
             name=feed_forward_name,
         )

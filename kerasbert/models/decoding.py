@@ -188,6 +188,11 @@ class IncrementalModel:
             x = self.layers["MLM-Norm"](self.layers["MLM-Dense"](x))
             x = self.layers["Embedding-Token"](x, mode="dense")
             x = self.layers["MLM-Activation"](self.layers["MLM-Bias"](x))
+        elif "Output-MLM-Activation" in self.layers:  # RoFormer v2: the tied embedding alone
+            if "Output-Mapping" in self.layers:
+                x = self.layers["Output-Mapping"](x)
+            x = self.layers["Embedding-Token"](x, mode="dense")
+            x = self.layers["Output-MLM-Activation"](x)
         new_cache = {"token_ids": all_ids, "segment_ids": all_segments, "keys": keys,
                      "values": values}  # fmt: skip
         return x, new_cache

@@ -42,7 +42,7 @@ def mapping_for_model(model):
                     f"{family.name} checkpoint names cannot hold; export it with an explicit "
                     "mapping, or save it as a Keras file."
                 )
-    layer_names = [layer.name for layer in model.layers]
+    layer_names = families.model_layer_names(model)
     family = families.detect_from_layers(layer_names)
     if family is None:
         raise KerasBertError(
@@ -141,6 +141,6 @@ def save_safetensors(model, path, family=None, mapping=None):
     arrays = model_arrays(model, mapping)
     if family is None:
         # The layers tell families apart whose checkpoint names agree (NEZHA, RoFormer).
-        found = families.detect_from_layers([layer.name for layer in model.layers])
+        found = families.detect_from_layers(families.model_layer_names(model))
         family = found.name if found else families.detect_from_names(arrays) or families.DEFAULT
     return write_safetensors(arrays, path, family)
