@@ -2,19 +2,26 @@
 
 Times the encoder forward pass (random weights, BERT-base shape by default: 12 layers,
 768 hidden, 12 heads, intermediate 3072, vocab 21128, batch 8 x 128 tokens) of each family
-in ``--families`` (bert, albert, nezha) at each shape in ``--shapes``, and reports the
+in ``--families`` (bert, albert, nezha, roformer, roformer_v2, electra) at each shape in
+``--shapes``, and reports the
 median seconds per batch and the achieved GFLOP/s as a fraction of the machine's dense
 float32 matmul peak, measured with ``jax.jit`` in the same process.
 
 Candidates, per family (bench/peers.py builds them):
 
-* ``kerasbert`` -- ``kerasbert.build_transformer_model(config, model=family)`` on JAX.
+* ``kerasbert`` -- ``kerasbert.build_transformer_model(config, model=family)`` on JAX ("not
+  available" where this kerasbert has no such model).
+* ``kerasbert[no rotary]`` (roformer, roformer_v2) -- the same model with the rotation of
+  queries and keys disabled (bench/peers.py ``build_kerasbert_no_rotary``): the difference
+  is what the rotary embedding costs (``--no-rotary-ablation`` skips it).
 * ``kerasbert[gelu_tanh]`` -- the same with the tanh GELU that keras-hub uses (timed only
-  when keras-hub is timed and ``--hidden-act`` is not already ``gelu_tanh``).
-* ``keras-hub`` -- ``keras_hub.models.BertBackbone`` / ``AlbertBackbone`` on JAX (keras-hub
-  has no NEZHA).
-* ``torch`` -- ``transformers.BertModel`` / ``AlbertModel`` / ``NezhaModel`` (no pooler) on
-  PyTorch, CPU, eval mode.
+  when keras-hub is timed and kerasbert's activation is not already keras-hub's).
+* ``keras-hub`` -- ``keras_hub.models.BertBackbone`` / ``AlbertBackbone`` /
+  ``RoformerV2Backbone`` / ``ElectraBackbone`` on JAX (keras-hub has no NEZHA and no
+  RoFormer v1).
+* ``torch`` -- ``transformers.BertModel`` / ``AlbertModel`` / ``NezhaModel`` /
+  ``RoFormerModel`` / ``ElectraModel`` (no pooler) on PyTorch, CPU, eval mode (HF has no
+  RoFormer v2).
 * ``xla matmuls only`` (float32) -- the encoder's matmuls and nothing else, compiled by XLA
   (bench/matmul_bound.py): the floor under any JAX model of the same math.
 
@@ -43,6 +50,8 @@ Run (from the repository root)::
     /work/venvs/bench/bin/python bench/bench_forward.py
     /work/venvs/bench/bin/python bench/bench_forward.py --families bert,albert,nezha \\
         --shapes 8x128,2x512
+    /work/venvs/bench/bin/python bench/bench_forward.py \\
+        --families roformer,roformer_v2,electra --shapes 8x128,2x512   # issue 18's families
     /work/venvs/bench/bin/python bench/bench_forward.py --peers none --layers 2 \\
         --hidden 128 --heads 2 --intermediate 512 --repeats 5   # quick smoke
     /work/venvs/bench/bin/python bench/bench_forward.py --json results.json
@@ -65,6 +74,7 @@ def parse_args(argv=None):
         "Forward-inference benchmark of kerasbert against keras-hub and HF torch.",
         repeats=20,
         warmup=3,
+        forward=True,
     )
     return args
 
@@ -132,6 +142,7 @@ def main(argv=None):
         torch_forward_runner,
         check,
         matmul_bound=True,
+        rotary_ablation=args.rotary_ablation,
     )
     return 0
 

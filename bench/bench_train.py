@@ -1,9 +1,11 @@
 """Fine-tuning step benchmark: kerasbert vs keras-hub (JAX) and HF transformers (torch).
 
 Times one training step -- forward with dropout active, backward, AdamW update -- of each
-family in ``--families`` (bert, albert, nezha) at each shape in ``--shapes``, with the same
-candidates, sizes, inputs, interleaved timing and matmul peak as ``bench_forward.py`` (the
-models are built by bench/peers.py; the harness is bench/common.py).
+family in ``--families`` (bert, albert, nezha, roformer, roformer_v2, electra) at each shape
+in ``--shapes``, with the same candidates (less the matmul floor and ``kerasbert[no
+rotary]``, which are forward-only), sizes, inputs, interleaved timing and matmul peak as
+``bench_forward.py`` (the models are built by bench/peers.py; the harness is
+bench/common.py).
 
 The loss is the mean squared error between the sequence output and a fixed random target
 of the same shape (the same numbers for every candidate): a stand-in for a task head that

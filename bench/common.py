@@ -43,6 +43,14 @@ VERSION_PACKAGES = (
 class NotInstalled(Exception):
     """A peer's packages cannot be imported."""
 
+    status = "not installed"
+
+
+class NotAvailable(NotInstalled):
+    """The installed packages lack the model asked for (e.g. kerasbert without a family)."""
+
+    status = "not available"
+
 
 # -- machine --------------------------------------------------------------------------------
 
@@ -361,8 +369,8 @@ def prepare_candidate(name, build, warmup, check):
             result["warning"] = warning
         result.update(info)
         result["_run"] = run
-    except NotInstalled as exc:
-        result["status"] = "not installed"
+    except NotInstalled as exc:  # NotAvailable too: reported, not an error
+        result["status"] = exc.status
         result["detail"] = str(exc)
     except Exception as exc:  # a peer breaking must not stop the run
         result["status"] = f"error: {type(exc).__name__}: {exc}"
@@ -421,6 +429,8 @@ def measure(candidates, args, check):
                 f"  build {r['build_s']:.2f} s, first call {r['first_call_s']:.2f} s [{notes}]",
                 flush=True,
             )
+        elif r["status"] in (NotInstalled.status, NotAvailable.status):
+            print(f"  {r['status']}: {r['detail']}", flush=True)
         else:
             print(f"  {r['status']}", flush=True)
         if "warning" in r:

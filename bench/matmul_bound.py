@@ -1,15 +1,19 @@
 """The encoder's matrix products alone, compiled by XLA: a floor under any JAX model's time.
 
-A forward pass of BERT, ALBERT or NEZHA costs the matmuls that ``peers.model_flops``
-counts, plus cheaper work (embeddings, softmax, layer norm, GELU, biases, head
-transposes). :class:`MatmulChain` is one ``jax.jit`` function that performs exactly
-those matmuls, in the same shapes and number, one after another, and nothing else: no
-elementwise work, no transposes (reshapes stand in for them), no bias. However a JAX
-model lays out the rest of its work, XLA must still run these products, so the time of
-this chain is a floor under any float32 implementation built on the same products and
-XLA's kernels (fusing q, k and v into one product measured slower for BERT-base). For
-NEZHA it is the floor of the per-pair formulation only: kerasbert's per-distance one does
-twice the relative-term FLOPs in larger products and is faster at 2 x 512.
+A forward pass of BERT, ALBERT, NEZHA, RoFormer (v1 and v2) or ELECTRA costs the matmuls
+that ``peers.model_flops`` counts, plus cheaper work (embeddings, softmax, layer norm,
+GELU, biases, head transposes, RoFormer's rotations). :class:`MatmulChain` is one
+``jax.jit`` function that performs exactly those matmuls, in the same shapes and number,
+one after another, and nothing else: no elementwise work, no transposes (reshapes stand in
+for them), no bias. However a JAX model lays out the rest of its work, XLA must still run
+these products, so the time of this chain is a floor under any float32 implementation
+built on the same products and XLA's kernels (fusing q, k and v into one product measured
+slower for BERT-base). For NEZHA it is the floor of the per-pair formulation only:
+kerasbert's per-distance one does twice the relative-term FLOPs in larger products and is
+faster at 2 x 512. RoFormer's rotary embedding is elementwise (it adds no product),
+RoFormer v2's missing biases and norm weights are elementwise too, and ELECTRA-base
+(embedding size = hidden size) has no embedding projection: their chains are BERT's; an
+ELECTRA with a smaller embedding size adds ALBERT's projection, with unshared layers.
 ``bench_forward.py`` times it beside the models ("xla matmuls only") and
 ``bench_encode.py`` over the least-padded batch schedule; ratios such as "keras-hub / xla
 matmuls only" then say the most a JAX model could gain on keras-hub.
@@ -34,12 +38,14 @@ class MatmulChain:
     the feed-forward pair ``(B*T, H) @ (H, I)`` and ``(B*T, I) @ (I, H)``. NEZHA adds its
     two relative-position products batched over the query position, ``(T, B*heads, d) @
     (T, d, T)`` and ``(T, B*heads, T) @ (T, T, d)``; ALBERT adds the ``(B*T, E) @ (E, H)``
-    embedding projection and shares one layer's weights.
+    embedding projection and shares one layer's weights; ELECTRA adds the same projection
+    when ``E != H``. ``"roformer"`` and ``"roformer_v2"`` are BERT's chain.
 
     Args:
         layers, hidden, heads, intermediate: the encoder's sizes.
-        family: ``"bert"``, ``"albert"`` or ``"nezha"``.
-        embedding_size: ALBERT's factorised embedding size.
+        family: ``"bert"``, ``"albert"``, ``"nezha"``, ``"roformer"``, ``"roformer_v2"``
+            or ``"electra"``.
+        embedding_size: ALBERT's factorised embedding size (ELECTRA's, for ``"electra"``).
         typical_len: sequence length the value weights are scaled for (keeps the context
             near unit spread for lengths of that order).
         seed: weights' random seed.
@@ -81,9 +87,10 @@ class MatmulChain:
                 "down": weight(intermediate, hidden),
             }
 
+        projected = family == "albert" or (family == "electra" and embedding_size != hidden)
         count = 1 if family == "albert" else layers
         self.weights = [layer_weights() for _ in range(count)]
-        self.projection = weight(embedding_size, hidden) if family == "albert" else None
+        self.projection = weight(embedding_size, hidden) if projected else None
         self.function = jax.jit(self._chain)
 
     def inputs(self, batch, seq_len):
@@ -94,7 +101,7 @@ class MatmulChain:
         def normal(*shape):
             return jnp.asarray(self.rng.standard_normal(shape).astype("float32"))
 
-        width = self.embedding_size if self.family == "albert" else self.hidden
+        width = self.embedding_size if self.projection is not None else self.hidden
         # ALBERT's layers share weights: one source per layer keeps XLA from computing
         # their (then identical) key and value products once.
         sources = self.layers if self.family == "albert" else 1
@@ -133,8 +140,9 @@ class MatmulChain:
         return x.reshape(batch, seq_len, self.hidden)
 
 
-def forward_candidate(args, family, batch, seq_len):
-    """A ``bench.common.measure`` candidate builder timing one :class:`MatmulChain` shape."""
+def forward_candidate(args, family, batch, seq_len, embedding_size=None):
+    """A ``bench.common.measure`` candidate builder timing one :class:`MatmulChain` shape
+    (``embedding_size``: the family's, default ``args.embedding_size``)."""
 
     def build():
         chain = MatmulChain(
@@ -143,7 +151,7 @@ def forward_candidate(args, family, batch, seq_len):
             args.heads,
             args.intermediate,
             family,
-            args.embedding_size,
+            args.embedding_size if embedding_size is None else embedding_size,
             typical_len=seq_len,
             seed=args.seed,
         )

@@ -3,18 +3,28 @@ for both: sizes and shapes, random inputs, matmul FLOPs, and one builder per lib
 
 Families and their peers:
 
-=========  ==================================  ==========================================
-family     keras-hub (JAX)                     HF transformers (PyTorch)
-=========  ==================================  ==========================================
-bert       ``keras_hub.models.BertBackbone``   ``transformers.BertModel``
-albert     ``keras_hub.models.AlbertBackbone`` ``transformers.AlbertModel``
-nezha      (none: keras-hub has no NEZHA)      ``transformers.NezhaModel`` (in
-                                               ``transformers.models.deprecated.nezha``)
-=========  ==================================  ==========================================
+===========  ========================================  ======================================
+family       keras-hub (JAX)                           HF transformers (PyTorch)
+===========  ========================================  ======================================
+bert         ``keras_hub.models.BertBackbone``         ``transformers.BertModel``
+albert       ``keras_hub.models.AlbertBackbone``       ``transformers.AlbertModel``
+nezha        (none: keras-hub has no NEZHA)            ``transformers.NezhaModel`` (in
+                                                       ``transformers.models.deprecated.nezha``)
+roformer     (none: keras-hub has no RoFormer v1)      ``transformers.RoFormerModel``
+roformer_v2  ``keras_hub.models.RoformerV2Backbone``   (none: HF has no RoFormer v2)
+electra      ``keras_hub.models.ElectraBackbone``      ``transformers.ElectraModel``
+===========  ========================================  ======================================
 
-kerasbert's model is ``kerasbert.build_transformer_model(config, model=family)``. Every
-model gets the same sizes, dropout 0.1 on hidden states and attention probabilities
-(active only when training), no pooler, and random weights.
+kerasbert's model is ``kerasbert.build_transformer_model(config, model=family)``; a family
+this kerasbert does not register (``kerasbert.families.model_names()``) is reported as "not
+available", as a peer that is not installed is reported "not installed", and its peers are
+still timed. Every model gets the same sizes, dropout 0.1 on hidden states and attention
+probabilities (active only when training), no pooler, and random weights.
+
+Activations: kerasbert's is ``--hidden-act`` (the exact erf GELU by default, which HF's
+``gelu`` means), keras-hub's BERT, ALBERT and ELECTRA use the tanh GELU (so those groups
+also time ``kerasbert[gelu_tanh]``), and RoFormer v2 runs ReLU in every library (Zhuiyi's
+released v2 configs and keras-hub's default).
 """
 
 from __future__ import annotations
@@ -22,10 +32,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import statistics
 
 import numpy as np
 from common import (
     MatmulPeak,
+    NotAvailable,
     NotInstalled,
     add_timing_args,
     announce_wait,
@@ -40,12 +52,43 @@ from common import (
 )
 from matmul_bound import forward_candidate
 
-FAMILIES = ("bert", "albert", "nezha")
+FAMILIES = ("bert", "albert", "nezha", "roformer", "roformer_v2", "electra")
 PEER_CHOICES = ("all", "none", "keras-hub", "torch")
 MATMULS_ONLY = "xla matmuls only"
-HUB_CLASSES = {"bert": "BertBackbone", "albert": "AlbertBackbone"}
-TORCH_CLASSES = {"bert": "BertModel", "albert": "AlbertModel", "nezha": "NezhaModel"}
-TORCH_CONFIGS = {"bert": "BertConfig", "albert": "AlbertConfig", "nezha": "NezhaConfig"}
+NO_ROTARY = "kerasbert[no rotary]"
+HUB_CLASSES = {
+    "bert": "BertBackbone",
+    "albert": "AlbertBackbone",
+    "roformer_v2": "RoformerV2Backbone",
+    "electra": "ElectraBackbone",
+}
+# The activation of each keras-hub backbone's feed-forward layers.
+HUB_ACTIVATIONS = {
+    "bert": "gelu_tanh",
+    "albert": "gelu_tanh",
+    "roformer_v2": "relu",
+    "electra": "gelu_tanh",
+}
+TORCH_CLASSES = {
+    "bert": "BertModel",
+    "albert": "AlbertModel",
+    "nezha": "NezhaModel",
+    "roformer": "RoFormerModel",
+    "electra": "ElectraModel",
+}
+TORCH_CONFIGS = {
+    "bert": "BertConfig",
+    "albert": "AlbertConfig",
+    "nezha": "NezhaConfig",
+    "roformer": "RoFormerConfig",
+    "electra": "ElectraConfig",
+}
+# Families whose every library runs one activation, whatever --hidden-act says: RoFormer v2
+# was released with ReLU (Zhuiyi's configs), and keras-hub's RoformerV2Backbone uses it.
+FIXED_ACTIVATIONS = {"roformer_v2": "relu"}
+# Families whose attention rotates queries and keys (RoPE): bench_forward.py also times
+# kerasbert's model with the rotation disabled (NO_ROTARY) to measure what it costs.
+ROTARY_FAMILIES = ("roformer", "roformer_v2")
 
 
 # -- sizes and shapes -------------------------------------------------------------------------
@@ -68,6 +111,12 @@ def add_size_args(parser, batch, seq_len):
     parser.add_argument("--max-position", type=int, default=512)
     parser.add_argument("--embedding-size", type=int, default=128, help="ALBERT's embeddings")
     parser.add_argument(
+        "--electra-embedding-size",
+        type=int,
+        help="ELECTRA's embeddings (default: --hidden, as ELECTRA-base; another size adds "
+        "the embedding projection)",
+    )
+    parser.add_argument(
         "--max-relative-position", type=int, default=64, help="NEZHA's clipping distance K"
     )
     parser.add_argument("--dropout", type=float, default=0.1, help="hidden and attention")
@@ -75,7 +124,8 @@ def add_size_args(parser, batch, seq_len):
         "--hidden-act",
         default="gelu_erf",
         choices=("gelu_erf", "gelu_tanh"),
-        help="kerasbert's feed-forward activation (HF 'gelu' is erf; keras-hub uses tanh)",
+        help="kerasbert's feed-forward activation (HF 'gelu' is erf; keras-hub uses tanh); "
+        "RoFormer v2 runs ReLU whatever this says",
     )
     parser.add_argument(
         "--families",
@@ -93,13 +143,22 @@ def add_size_args(parser, batch, seq_len):
     )
 
 
-def parse_suite_args(argv, description, repeats, warmup):
-    """Sizes, shapes, families, peers and timing options of bench_forward / bench_train."""
+def parse_suite_args(argv, description, repeats, warmup, forward=False):
+    """Sizes, shapes, families, peers and timing options of bench_forward / bench_train
+    (``forward``: also the options only the forward benchmark has)."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add_size_args(parser, batch=8, seq_len=128)
     add_timing_args(parser, repeats=repeats, warmup=warmup)
+    if forward:
+        parser.add_argument(
+            "--no-rotary-ablation",
+            dest="rotary_ablation",
+            action="store_false",
+            help=f"do not time '{NO_ROTARY}' (kerasbert's RoFormer with the rotation "
+            "disabled) beside the rotary families",
+        )
     args = parser.parse_args(argv)
     check_size_args(parser, args)
     check_timing_args(parser, args)
@@ -128,14 +187,23 @@ def check_size_args(parser, args):
     unknown = sorted(set(args.family_list) - set(FAMILIES))
     if unknown or not args.family_list:
         parser.error(f"--families {args.families!r}: choose among {', '.join(FAMILIES)}")
+    if args.electra_embedding_size is None:
+        args.electra_embedding_size = args.hidden
 
 
 def describe_sizes(args):
     return (
         f"{args.layers} layers, hidden {args.hidden}, {args.heads} heads, intermediate "
         f"{args.intermediate}, vocab {args.vocab}, dropout {args.dropout}; ALBERT embedding "
-        f"{args.embedding_size}, NEZHA K {args.max_relative_position}"
+        f"{args.embedding_size}, NEZHA K {args.max_relative_position}, ELECTRA embedding "
+        f"{args.electra_embedding_size}"
     )
+
+
+def projects_embeddings(family, embedding_size, hidden):
+    """Whether ``family``'s encoder starts with an E -> H embedding projection: ALBERT's
+    always, ELECTRA's when its embedding size differs from the hidden size."""
+    return family == "albert" or (family == "electra" and embedding_size != hidden)
 
 
 def model_flops(batch, seq_len, layers, hidden, intermediate, family="bert", embedding_size=128):
@@ -145,8 +213,10 @@ def model_flops(batch, seq_len, layers, hidden, intermediate, family="bert", emb
     matmuls (2*H*I weights) cost 2 FLOPs per weight per token; the attention scores
     ``Q K^T`` and the context ``P V`` cost 2*T*H per token each. NEZHA adds two matmuls of
     the same size per layer (queries against the relative-position keys, probabilities
-    against the relative-position values); ALBERT adds the E -> H embedding projection once.
-    Embedding gathers, layer norms, softmax, GELU and biases are not counted.
+    against the relative-position values); ALBERT adds the E -> H embedding projection once,
+    and so does ELECTRA when E != H. RoFormer's rotary embedding (v1 and v2) is elementwise
+    and adds no matmul. Embedding gathers, layer norms, softmax, GELU, rotations and biases
+    are not counted.
     """
     tokens = batch * seq_len
     dense = 2 * tokens * (4 * hidden * hidden + 2 * hidden * intermediate)
@@ -154,15 +224,35 @@ def model_flops(batch, seq_len, layers, hidden, intermediate, family="bert", emb
     if family == "nezha":
         attention *= 2
     total = layers * (dense + attention)
-    if family == "albert":
+    if projects_embeddings(family, embedding_size, hidden):
         total += 2 * tokens * embedding_size * hidden
     return total
 
 
+def family_embedding_size(args, family):
+    """The embedding size of ``family`` (ALBERT's, ELECTRA's, else the hidden size)."""
+    if family == "albert":
+        return args.embedding_size
+    if family == "electra":
+        return args.electra_embedding_size
+    return args.hidden
+
+
 def family_flops(args, family, batch, seq_len):
     return model_flops(
-        batch, seq_len, args.layers, args.hidden, args.intermediate, family, args.embedding_size
+        batch,
+        seq_len,
+        args.layers,
+        args.hidden,
+        args.intermediate,
+        family,
+        family_embedding_size(args, family),
     )
+
+
+def kerasbert_activation(args, family):
+    """kerasbert's feed-forward activation in ``family``'s groups."""
+    return FIXED_ACTIVATIONS.get(family, args.hidden_act)
 
 
 def make_inputs(batch, seq_len, vocab, seed):
@@ -202,9 +292,27 @@ def hf_config(args, family, hidden_act):
     }
     if family == "albert":
         config["embedding_size"] = args.embedding_size
+    if family == "electra":
+        config["embedding_size"] = args.electra_embedding_size
     if family == "nezha":
         config["max_relative_position"] = args.max_relative_position
     return config
+
+
+def kerasbert_has(family):
+    """``None`` when this kerasbert builds ``model=family``, else why not (a sentence)."""
+    import kerasbert
+
+    try:
+        from kerasbert.families import model_names
+    except ImportError:
+        return f"kerasbert {kerasbert.__version__} has no family registry"
+    if family in model_names():
+        return None
+    return (
+        f"kerasbert {kerasbert.__version__} has no model {family!r} "
+        f"(it has {', '.join(model_names())})"
+    )
 
 
 def build_kerasbert(args, data, family, hidden_act):
@@ -213,6 +321,9 @@ def build_kerasbert(args, data, family, hidden_act):
         import kerasbert
     except ImportError as exc:
         raise NotInstalled(str(exc)) from exc
+    missing = kerasbert_has(family)
+    if missing:
+        raise NotAvailable(missing)
     token_ids, segment_ids, _ = data
     set_policy(args)
     model = kerasbert.build_transformer_model(hf_config(args, family, hidden_act), model=family)
@@ -220,6 +331,39 @@ def build_kerasbert(args, data, family, hidden_act):
     info["hidden"] = args.hidden
     info["policy"] = args.dtype_policy
     return model, [token_ids, segment_ids], None, info
+
+
+def build_kerasbert_no_rotary(args, data, family, hidden_act):
+    """kerasbert's rotary model of ``family`` with the rotation disabled, all else equal.
+
+    The model is built as :func:`build_kerasbert` builds it; then every attention layer
+    that rotates (a ``kerasbert.layers.RotaryMultiHeadAttention``) gets a
+    ``position_heads`` that returns its queries, keys and values as they come, so the
+    compiled forward differs from the real one by the rotation alone: the sinusoid table,
+    now used by nothing, is dropped by XLA, and the attention path (fused or not) is the
+    same. The difference of the two medians is what the rotary embedding costs.
+    """
+    model, inputs, pick, info = build_kerasbert(args, data, family, hidden_act)
+    from kerasbert.layers import RotaryMultiHeadAttention
+
+    def unrotated(qw, kw, vw, positions):
+        return qw, kw, vw, None
+
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, RotaryMultiHeadAttention)]
+    if not layers:
+        raise NotAvailable(f"kerasbert's {family!r} model has no RotaryMultiHeadAttention layer")
+    for layer in layers:
+        # An instance attribute, set past Keras's attribute tracking: the class is untouched.
+        object.__setattr__(layer, "position_heads", unrotated)
+    return model, inputs, pick, {**info, "rotary": f"disabled in {len(layers)} layers"}
+
+
+def _all_layers(model):
+    """Every layer of a functional model, nested models' layers included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
 
 
 def build_keras_hub(args, data, family):
@@ -232,6 +376,9 @@ def build_keras_hub(args, data, family):
     if keras.backend.backend() != "jax":
         raise RuntimeError(f"keras-hub needs the JAX backend here, got {keras.backend.backend()}")
     token_ids, segment_ids, valid = data
+    backbone = getattr(keras_hub.models, HUB_CLASSES[family], None)
+    if backbone is None:
+        raise NotAvailable(f"keras-hub {keras_hub.__version__} has no {HUB_CLASSES[family]}")
     sizes = {
         "vocabulary_size": args.vocab,
         "num_layers": args.layers,
@@ -243,13 +390,27 @@ def build_keras_hub(args, data, family):
     }
     if family == "albert":
         sizes["embedding_dim"] = args.embedding_size
+    if family == "electra":
+        sizes["vocab_size"] = sizes.pop("vocabulary_size")  # ElectraBackbone's spelling
+        sizes["embedding_dim"] = args.electra_embedding_size
+    if family == "roformer_v2":
+        # Rotary positions (no table), no biases: head_size instead of a length limit.
+        del sizes["max_sequence_length"]
+        sizes.update(head_size=args.hidden // args.heads, use_bias=False, activation="relu")
     set_policy(args)
-    model = getattr(keras_hub.models, HUB_CLASSES[family])(**sizes)
-    inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": valid}
-    info = {"version": keras_hub.__version__, "activation": "gelu_tanh", "family": family}
+    model = backbone(**sizes)
+    # RoformerV2Backbone takes no padding_mask: it masks id-0 tokens itself, as kerasbert does.
+    feeds = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": valid}
+    inputs = {name: value for name, value in feeds.items() if name in model.input}
+    activation = HUB_ACTIVATIONS[family]
+    info = {"version": keras_hub.__version__, "activation": activation, "family": family}
     info["hidden"] = args.hidden
     info["policy"] = args.dtype_policy
-    return model, inputs, lambda outputs: outputs["sequence_output"], info
+
+    def pick(outputs):
+        return outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+
+    return model, inputs, pick, info
 
 
 def build_torch(args, data, family):
@@ -261,16 +422,27 @@ def build_torch(args, data, family):
         raise NotInstalled(str(exc)) from exc
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(args.seed)
+    import inspect
+
     token_ids, segment_ids, valid = data
+    model_class = getattr(transformers, TORCH_CLASSES[family], None)
+    config_class = getattr(transformers, TORCH_CONFIGS[family], None)
+    if model_class is None or config_class is None:
+        raise NotAvailable(
+            f"transformers {transformers.__version__} has no {TORCH_CLASSES[family]}"
+        )
     # HF's "gelu" is the exact (erf) GELU.
-    config = getattr(transformers, TORCH_CONFIGS[family])(**hf_config(args, family, "gelu"))
-    model_class = getattr(transformers, TORCH_CLASSES[family])
+    sizes = hf_config(args, family, "gelu")
+    # RoFormer's and ELECTRA's models have no pooler, so no add_pooling_layer either.
+    options = {}
+    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        options["add_pooling_layer"] = False
     attn = "sdpa"
     try:
-        model = model_class(config, add_pooling_layer=False, attn_implementation=attn)
-    except (TypeError, ValueError):
+        model = model_class(config_class(**sizes, attn_implementation=attn), **options)
+    except ValueError:  # "... does not support ... scaled_dot_product_attention yet"
         attn = "eager"
-        model = model_class(config, add_pooling_layer=False)
+        model = model_class(config_class(**sizes, attn_implementation=attn), **options)
     inputs = {
         "input_ids": torch.from_numpy(token_ids.astype("int64")),
         "attention_mask": torch.from_numpy(valid.astype("int64")),
@@ -306,10 +478,14 @@ def torch_autocast(info):
     return contextlib.nullcontext()
 
 
-def group_candidates(args, data, family, keras_runner, torch_runner, matmul_bound=False):
-    """``[(name, build)]`` for one family: kerasbert, its twin with keras-hub's activation
-    (when keras-hub is timed and ``--hidden-act`` differs), keras-hub and torch, and with
-    ``matmul_bound`` in float32 the encoder's matmuls alone (bench/matmul_bound.py).
+def group_candidates(
+    args, data, family, keras_runner, torch_runner, matmul_bound=False, rotary_ablation=False
+):
+    """``[(name, build)]`` for one family: kerasbert, with ``rotary_ablation`` for a rotary
+    family the same model with the rotation disabled (``kerasbert[no rotary]``), its twin
+    with keras-hub's activation (when keras-hub is timed and kerasbert's activation
+    differs), keras-hub and torch (where each has the family), and with ``matmul_bound`` in
+    float32 the encoder's matmuls alone (bench/matmul_bound.py).
 
     ``keras_runner(model, inputs, pick, info)`` and ``torch_runner(model, inputs, info)``
     turn a built model into ``(run, output, info)``: both Keras candidates go through the
@@ -328,16 +504,20 @@ def group_candidates(args, data, family, keras_runner, torch_runner, matmul_boun
         return torch_runner(model, inputs, info)
 
     want_hub = args.peers in ("all", "keras-hub") and family in HUB_CLASSES
-    want_torch = args.peers in ("all", "torch")
-    candidates = [
-        ("kerasbert", keras(lambda: build_kerasbert(args, data, family, args.hidden_act)))
-    ]
+    want_torch = args.peers in ("all", "torch") and family in TORCH_CLASSES
+    activation = kerasbert_activation(args, family)
+    candidates = [("kerasbert", keras(lambda: build_kerasbert(args, data, family, activation)))]
+    if rotary_ablation and family in ROTARY_FAMILIES:
+        candidates.append(
+            (NO_ROTARY, keras(lambda: build_kerasbert_no_rotary(args, data, family, activation)))
+        )
     hub_present = importlib.util.find_spec("keras_hub") is not None
-    if want_hub and hub_present and args.hidden_act != "gelu_tanh":
+    hub_activation = HUB_ACTIVATIONS.get(family)
+    if want_hub and hub_present and activation != hub_activation:
         candidates.append(
             (
-                "kerasbert[gelu_tanh]",
-                keras(lambda: build_kerasbert(args, data, family, "gelu_tanh")),
+                f"kerasbert[{hub_activation}]",
+                keras(lambda: build_kerasbert(args, data, family, hub_activation)),
             )
         )
     if want_hub:
@@ -346,7 +526,10 @@ def group_candidates(args, data, family, keras_runner, torch_runner, matmul_boun
         candidates.append(("torch", torch_make))
     if matmul_bound and args.dtype_policy == "float32":
         batch, seq_len = data[0].shape
-        candidates.append((MATMULS_ONLY, forward_candidate(args, family, batch, seq_len)))
+        embedding_size = family_embedding_size(args, family)
+        candidates.append(
+            (MATMULS_ONLY, forward_candidate(args, family, batch, seq_len, embedding_size))
+        )
     return candidates
 
 
@@ -357,9 +540,14 @@ def group_summary(group):
     """Medians, ratios against kerasbert and kerasbert's share of the peak for one group.
 
     ``hub_over_kb`` is keras-hub's median / kerasbert's (> 1: kerasbert is faster);
-    ``hub_over_kb_same_act`` uses kerasbert with keras-hub's activation (tanh GELU);
-    ``hub_over_matmuls`` is keras-hub's median / the matmuls-only chain's: the largest
-    speedup over keras-hub that any JAX float32 model of the same math could reach.
+    ``hub_over_kb_same_act`` uses kerasbert with keras-hub's activation (tanh GELU) where
+    that twin was timed; ``hub_over_matmuls`` is keras-hub's median / the matmuls-only
+    chain's: the largest speedup over keras-hub that any JAX float32 model of the same math
+    could reach; ``kb_over_matmuls`` is kerasbert's median / the chain's (1.05: kerasbert
+    spends 5 % more than its matmuls alone). ``rotary_cost`` is kerasbert's median / the
+    median of the same model with the rotation disabled, minus 1 (0.03: the rotary
+    embedding costs 3 % of the forward); ``rotary_cost_paired`` the same from the median of
+    the per-round ratios (both are called once per round, so a slow round slows both).
     """
     by_name = {r["name"]: r for r in group["results"] if r["status"] == "ok"}
     medians = {name: r["median_s"] for name, r in by_name.items()}
@@ -369,10 +557,20 @@ def group_summary(group):
         summary["kerasbert_fraction_of_peak"] = by_name["kerasbert"]["fraction_of_peak"]
         if "keras-hub" in medians:
             summary["hub_over_kb"] = medians["keras-hub"] / kb
-            twin = medians.get("kerasbert[gelu_tanh]", kb)
+            twin = medians.get(twin_name(group["family"]), kb)
             summary["hub_over_kb_same_act"] = medians["keras-hub"] / twin
+            if twin_name(group["family"]) in medians:
+                summary["same_act_twin"] = twin_name(group["family"])
         if "torch" in medians:
             summary["torch_over_kb"] = medians["torch"] / kb
+        if MATMULS_ONLY in medians:
+            summary["kb_over_matmuls"] = kb / medians[MATMULS_ONLY]
+        if NO_ROTARY in medians:
+            summary["rotary_cost"] = kb / medians[NO_ROTARY] - 1
+            with_rotary, without = by_name["kerasbert"]["times_s"], by_name[NO_ROTARY]["times_s"]
+            if len(with_rotary) == len(without):
+                paired = statistics.median(a / b for a, b in zip(with_rotary, without))
+                summary["rotary_cost_paired"] = paired - 1
     if MATMULS_ONLY in medians:
         summary["matmuls_fraction_of_peak"] = by_name[MATMULS_ONLY]["fraction_of_peak"]
         if "keras-hub" in medians:
@@ -381,37 +579,63 @@ def group_summary(group):
     return summary
 
 
+def twin_name(family):
+    """The name of kerasbert's candidate with keras-hub's activation in ``family``'s group."""
+    return f"kerasbert[{HUB_ACTIVATIONS.get(family, 'gelu_tanh')}]"
+
+
 def format_summary(groups):
     """One line per (family, shape): kerasbert's median and the peers' ratios."""
 
     def ratio(value):
         return f"{value:.2f}x" if value is not None else "-"
 
+    def percent(value, width):
+        return f"{100 * value:>{width - 1}.1f}%" if value is not None else f"{'-':>{width}}"
+
     header = (
-        f"{'family':<7} {'shape':>8} {'kerasbert s':>11} {'% peak':>7} {'hub/kb':>7} "
-        f"{'hub/kb[tanh]':>12} {'torch/kb':>8} {'mm % peak':>9} {'hub/mm':>7}"
+        f"{'family':<11} {'shape':>8} {'kerasbert s':>11} {'% peak':>7} {'hub/kb':>7} "
+        f"{'hub/kb[tanh]':>12} {'torch/kb':>8} {'mm % peak':>9} {'hub/mm':>7} {'kb/mm':>6}"
+        f" {'rotary':>7}"
     )
     lines = [header, "-" * len(header)]
     for g in groups:
         s = g["summary"]
         kb = s["medians_s"].get("kerasbert")
-        share = s.get("kerasbert_fraction_of_peak")
         lines.append(
-            f"{g['family']:<7} {g['batch']:>4}x{g['seq_len']:<3} "
+            f"{g['family']:<11} {g['batch']:>4}x{g['seq_len']:<3} "
             + (f"{kb:>11.4f}" if kb is not None else f"{'-':>11}")
-            + (f" {100 * share:>6.1f}%" if share is not None else f" {'-':>7}")
+            + " " + percent(s.get("kerasbert_fraction_of_peak"), 7)
             + f" {ratio(s.get('hub_over_kb')):>7} {ratio(s.get('hub_over_kb_same_act')):>12}"
             + f" {ratio(s.get('torch_over_kb')):>8}"
-            + (f" {100 * mm:>8.1f}%" if (mm := s.get("matmuls_fraction_of_peak")) else f" {'-':>9}")
-            + f" {ratio(s.get('hub_over_matmuls')):>7}"
-        )
+            + " " + percent(s.get("matmuls_fraction_of_peak"), 9)
+            + f" {ratio(s.get('hub_over_matmuls')):>7} {ratio(s.get('kb_over_matmuls')):>6}"
+            + (f" {100 * rc:>+6.1f}%" if (rc := s.get("rotary_cost")) is not None else f" {'-':>7}")
+        )  # fmt: skip
     lines.append("ratios = peer median / kerasbert median: > 1 means kerasbert is faster")
     if any("matmuls_fraction_of_peak" in g["summary"] for g in groups):
         lines.append(
             f"mm = '{MATMULS_ONLY}': XLA running the encoder's matmuls and nothing else; "
             "hub/mm = keras-hub median / its median, the most any JAX float32 model of the "
-            "same math could gain on keras-hub"
+            "same math could gain on keras-hub; kb/mm = kerasbert median / its median"
         )
+    rotary = [g for g in groups if "rotary_cost" in g["summary"]]
+    if rotary:
+        lines.append(
+            f"rotary = kerasbert median / '{NO_ROTARY}' median - 1: what the rotary embedding "
+            "costs of the forward"
+        )
+        for g in rotary:
+            s = g["summary"]
+            paired = s.get("rotary_cost_paired")
+            lines.append(
+                f"  {g['family']} {g['batch']}x{g['seq_len']}: rotary "
+                f"{100 * s['rotary_cost']:+.1f}% of the forward (medians "
+                f"{s['medians_s']['kerasbert']:.4f} s with, "
+                f"{s['medians_s'][NO_ROTARY]:.4f} s without"
+                + (f"; median per-round ratio {100 * paired:+.1f}%" if paired is not None else "")
+                + ")"
+            )  # fmt: skip
     return "\n".join(lines)
 
 
@@ -424,12 +648,15 @@ def run_suite(
     flops_multiplier=1,
     unit="batch",
     matmul_bound=False,
+    rotary_ablation=False,
 ):
     """Time every (shape, family) group of candidates; print tables; write ``--json``.
 
     ``check(output, batch, seq_len)`` validates a candidate's last result after warm-up.
     FLOPs per call are ``flops_multiplier`` times the forward matmul FLOPs. With
-    ``matmul_bound`` (forward only) each group also times the encoder's matmuls alone.
+    ``matmul_bound`` (forward only) each group also times the encoder's matmuls alone, and
+    with ``rotary_ablation`` (forward only) a rotary family's group also times kerasbert's
+    model with the rotation disabled.
     """
     info = machine_info()
     print_machine(info)
@@ -450,7 +677,7 @@ def run_suite(
                 flush=True,
             )
             candidates = group_candidates(
-                args, data, family, keras_runner, torch_runner, matmul_bound
+                args, data, family, keras_runner, torch_runner, matmul_bound, rotary_ablation
             )
             results = measure(candidates, args, lambda out, b=batch, t=seq_len: check(out, b, t))
             for r in results:
