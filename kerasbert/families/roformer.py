@@ -6,13 +6,15 @@ the two apart: the config's ``model_type`` or ``rotary_value``, HF names or ``mo
 decide). HF transformers names the model ``roformer.`` (``RoFormerForMaskedLM``), projects
 a smaller embedding with ``roformer.embeddings_project`` and keeps the rotary sinusoid as a
 fixed weight, ``roformer.encoder.embed_positions.weight``, which is skipped on reading and
-not written (HF recomputes it when it is absent). HF's RoFormer has no pooler and no NSP
+not written (HF recomputes it when it is absent). HF's ``tf_model.h5`` (``TFRoFormer*``)
+stores BERT's TF names under ``roformer/``. HF's RoFormer has no pooler and no NSP
 head; kerasbert reads and writes them (RoFormer-Sim's pooler) under BERT's HF names.
 """
 
 from kerasbert.families.bert import (
     BERT_LAYER,
     HF_SKIPPED,
+    HF_TF_RULES,
     NORM_GAMMA,
     PRETRAINING_HEAD_RULES,
     PRETRAINING_HEADS,
@@ -27,6 +29,13 @@ HF_RULES = [
 ] + [
     rule for rule in encoder_rules() if "embedding_hidden_mapping_in" not in rule.canonical
 ] + PRETRAINING_HEAD_RULES  # fmt: skip
+
+# HF's TFRoFormer (tf_model.h5), after the reader's clean-up of HF Keras names: BERT's TF
+# names under "roformer/", the projection as "roformer/embeddings_project".
+HF_TF_RULES_ROFORMER = [
+    Rule("bert/encoder/embedding_hidden_mapping_in/{rest}", "roformer/embeddings_project/{rest}"),
+    Rule("bert/{rest}", "roformer/{rest}"),
+] + [rule for rule in HF_TF_RULES if rule.canonical.startswith("cls/")]  # fmt: skip
 
 ROFORMER = Family(
     name="roformer",
@@ -50,7 +59,8 @@ ROFORMER = Family(
             HF_SKIPPED + [r"(^|\.)encoder\.embed_positions\.weight$"],
             prefix="roformer.",
             optional_prefix=True,
-        )
+        ),
+        "hf_tf": NameTable(HF_TF_RULES_ROFORMER, [r"^roformer/encoder/embed_positions/"]),
     },
     heads=PRETRAINING_HEADS,
     hf_architectures=((("with_mlm",), "ForMaskedLM"),),
