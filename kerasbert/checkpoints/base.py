@@ -247,6 +247,56 @@ class ArrayCheckpoint(Checkpoint):
         return self._arrays[entry.source_name]
 
 
+class RenamedCheckpoint(Checkpoint):
+    """Another checkpoint's variables under other canonical names (nothing is copied or
+    read until asked for): the part of a file that holds several models, presented as a
+    checkpoint of one (ELECTRA's joint pre-training checkpoints hold a generator and a
+    discriminator).
+
+    Args:
+        checkpoint: the open :class:`Checkpoint` to present.
+        rename: ``{name in checkpoint: name in this view}``; names it lacks keep theirs.
+        **attributes: set on the view (e.g. what it was made for, so that it is not made
+            twice).
+
+    Example:
+
+    >>> import numpy as np
+    >>> inner = ArrayCheckpoint({"generator/x": np.zeros(2), "y": np.ones(1)})
+    >>> view = RenamedCheckpoint(inner, {"generator/x": "x"})
+    >>> view.names(), view.read("x").tolist(), view.path
+    (['x', 'y'], [0.0, 0.0], '<arrays>')
+    """
+
+    def __init__(self, checkpoint, rename, **attributes):
+        super().__init__(checkpoint.path)
+        self.inner = checkpoint
+        self.format, self.naming = checkpoint.format, checkpoint.naming
+        self.family_hint = checkpoint.family_hint
+        self.ignored_names = list(checkpoint.ignored_names)
+        self._ignored_entries = dict(checkpoint._ignored_entries)
+        self.kerasbert_checksums = checkpoint.kerasbert_checksums
+        self.checksummed_files = checkpoint.checksummed_files
+        for name in checkpoint.names():
+            self._entries[rename.get(name, name)] = checkpoint.entry(name)
+        if len(self._entries) != len(checkpoint):
+            raise CheckpointError(f"Renaming the variables of {checkpoint.path!r} merged some.")
+        for key, value in attributes.items():
+            setattr(self, key, value)
+
+    def _read(self, entry):
+        return self.inner._read(entry)
+
+    def file_of(self, source_name):
+        return self.inner.file_of(source_name)
+
+    def check_files(self):
+        self.inner.check_files()
+
+    def close(self):
+        self.inner.close()
+
+
 def inside_folder(folder, name):
     """The path ``name`` (read from a file of ``folder``) names, or None if it leaves it.
 

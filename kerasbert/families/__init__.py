@@ -20,13 +20,14 @@ Example:
 from kerasbert.errors import ModelTypeError
 from kerasbert.families.albert import ALBERT
 from kerasbert.families.bert import BERT
+from kerasbert.families.electra import ELECTRA
 from kerasbert.families.naming import NameTable, Rule, Slot
 from kerasbert.families.nezha import NEZHA
 from kerasbert.families.record import Detection, Family, ModelEntry
 from kerasbert.families.roformer import ROFORMER
 from kerasbert.families.roformer_v2 import ROFORMER_V2
 
-FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2)}
+FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2, ELECTRA)}
 DEFAULT = "bert"  # the family of a checkpoint and a config that show none
 
 
@@ -160,15 +161,18 @@ def model_layer_names(model):
     Example:
 
     >>> import keras
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")])
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")], name="m")
     >>> model_layer_names(model)
-    ['d', 'd/kernel', 'd/bias']
+    ['d', 'd/kernel', 'd/bias', 'model:m']
+
+    The model's own name comes last, as ``"model:<name>"``: what tells a bare ELECTRA, whose
+    layers are BERT's, from a BERT.
     """
     found = []
     for layer in model.layers:
         found.append(layer.name)
         found += [f"{layer.name}/{weight.name}" for weight in layer.weights]
-    return found
+    return found + [f"model:{model.name}"]
 
 
 def detect_from_config(config):

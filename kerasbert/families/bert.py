@@ -74,6 +74,9 @@ HF_TF_RULES = [
 ]  # fmt: skip
 
 BERT_LAYER = r"^Transformer-\d+-MultiHeadSelfAttention$"
+# What tells an ELECTRA kerasbert built from a BERT, whose layers it has: its discriminator
+# head, or the model's own name (listed by families.model_layer_names).
+ELECTRA_LAYER = r"^(Discriminator-Dense|model:electra)$"
 # A block's layer norm: what NEZHA's and RoFormer v1's names have and RoFormer v2's lack.
 NORM_GAMMA = r"^bert/encoder/layer_\d+/.*LayerNorm/gamma$"
 
@@ -88,7 +91,9 @@ BERT = Family(
     checkpoint_names=Detection(
         requires=(r"^bert/encoder/layer_\d+/", r"^bert/embeddings/position_embeddings$")
     ),
-    layer_names=Detection(requires=(BERT_LAYER, r"^Embedding-Position$")),
+    layer_names=Detection(
+        requires=(BERT_LAYER, r"^Embedding-Position$"), excludes=(ELECTRA_LAYER,)
+    ),
     model_types=("bert", "roberta"),
     hf_prefix="bert.",
     hf_class="Bert",

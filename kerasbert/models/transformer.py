@@ -211,6 +211,22 @@ class Transformer:
     # Regexes of the paths of variables that no checkpoint holds, which keep their initial
     # values: the projections of a conditional layer normalization start at zero by design.
     variables_without_checkpoint = (r"-Norm/(hidden|gamma|beta)_dense/",)
+    # Builder options that say which part of a checkpoint to read, not what the model is
+    # (ELECTRA's body=): not recorded beside converted files, whose checkpoint is that part.
+    checkpoint_options = ()
+
+    @classmethod
+    def checkpoint_view(cls, checkpoint, options):
+        """The variables of ``checkpoint`` that this builder reads, under the canonical names
+        of one model: the checkpoint itself, unless a file holds several models (ELECTRA's
+        joint pre-training checkpoints); :func:`kerasbert.convert.convert` reads the heads
+        off it.
+
+        Args:
+            checkpoint: an open :class:`kerasbert.checkpoints.Checkpoint`.
+            options: the builder options (``body=``, ...).
+        """
+        return checkpoint
 
     def load_weights_from_checkpoint(self, checkpoint, progress=False, fewer_blocks=False):
         """Load a checkpoint (path or :class:`Checkpoint`) into ``self.model``.
@@ -229,7 +245,9 @@ class Transformer:
         ``.load_report``).
         """
         mapping = {self.prefixed(name): v for name, v in self.variable_mapping().items()}
-        self.load_report = open_checkpoint(checkpoint).load_into(
+        options = {name: getattr(self, name) for name in self.checkpoint_options}
+        checkpoint = self.checkpoint_view(open_checkpoint(checkpoint), options)
+        self.load_report = checkpoint.load_into(
             self.model,
             mapping,
             ignore_invalid_weights=self.ignore_invalid_weights,
