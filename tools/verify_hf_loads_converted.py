@@ -20,7 +20,13 @@ Fixtures (Google configs say ``"gelu"``, computed with tanh, so the converted HF
 - ``albert_groups/albert_model.ckpt`` -> ``AlbertForPreTraining`` / ``AlbertModel`` vs
   ``albert_groups`` goldens (tanh GELU);
 - ``nezha_tiny/model.ckpt`` -> ``NezhaForPreTraining`` / ``NezhaModel`` vs ``nezha_tiny``'s
-  ``*_tanh`` goldens.
+  ``*_tanh`` goldens;
+- ``electra_tiny/discriminator/electra_model.ckpt`` (Google's names; its BertConfig-format
+  config's ``"gelu"`` is ELECTRA's erf, so the HF config says ``"gelu"``) ->
+  ``ElectraForPreTraining`` / ``ElectraModel`` vs ``electra_tiny/discriminator`` goldens;
+- ``electra_tiny/joint/electra_tiny`` (a joint pre-training checkpoint) read with
+  ``body="generator"`` and ``joint/generator.json`` -> ``ElectraForMaskedLM`` /
+  ``ElectraModel`` vs ``electra_tiny/generator`` goldens.
 
 The record goes to ``tests/fixtures/converted/hf_loads.json``.
 
@@ -79,6 +85,24 @@ CASES = {
         "goldens": FIXTURES / "nezha_tiny" / "goldens.npz",
         "suffix": "_tanh",
     },
+    "electra": {
+        "source": FIXTURES / "electra_tiny" / "discriminator" / "electra_model.ckpt",
+        "classes": ("ElectraForPreTraining", "ElectraModel"),
+        "reference": FIXTURES / "electra_tiny" / "discriminator" / "model.safetensors",
+        "goldens": FIXTURES / "electra_tiny" / "discriminator" / "goldens.npz",
+        "suffix": "",
+    },
+    "electra_generator": {
+        "source": FIXTURES / "electra_tiny" / "joint" / "electra_tiny",
+        "options": {
+            "config": FIXTURES / "electra_tiny" / "joint" / "generator.json",
+            "body": "generator",
+        },
+        "classes": ("ElectraForMaskedLM", "ElectraModel"),
+        "reference": FIXTURES / "electra_tiny" / "generator" / "model.safetensors",
+        "goldens": FIXTURES / "electra_tiny" / "generator" / "goldens.npz",
+        "suffix": "",
+    },
 }
 
 
@@ -108,7 +132,7 @@ def _params_equal(model, reference):
 
 
 def check(family, case, folder):
-    path = convert(case["source"], folder, to="safetensors")
+    path = convert(case["source"], folder, to="safetensors", **case.get("options", {}))
     file = os.path.join(path, "model.safetensors")
     with safe_open(file, framework="numpy") as f:
         keys = sorted(f.keys())  # noqa: SIM118
@@ -132,6 +156,11 @@ def check(family, case, folder):
         "sha256": hashlib.sha256(pathlib.Path(file).read_bytes()).hexdigest(),
         "loads": {},
     }
+    if case.get("options"):
+        result["convert_options"] = {
+            k: str(v.relative_to(ROOT)) if isinstance(v, pathlib.Path) else v
+            for k, v in case["options"].items()
+        }
     for class_name in case["classes"]:
         cls = getattr(transformers, class_name)
         model, info = cls.from_pretrained(path, output_loading_info=True)
@@ -142,11 +171,17 @@ def check(family, case, folder):
         diffs = {
             "sequence_output": _max_diff(out.hidden_states[-1], golden["sequence_output" + s], mask)
         }
-        if class_name.endswith("ForPreTraining"):
+        if class_name == "ElectraForPreTraining":  # per-token replaced-token logits
+            diffs["discriminator_logits"] = _max_diff(
+                out.logits, golden["discriminator_logits"], mask
+            )
+        elif class_name.endswith("ForMaskedLM"):
+            diffs["mlm_logits"] = _max_diff(out.logits, golden["mlm_logits" + s], mask)
+        elif class_name.endswith("ForPreTraining"):
             nsp = out.sop_logits if family == "albert" else out.seq_relationship_logits
             diffs["mlm_logits"] = _max_diff(out.prediction_logits, golden["mlm_logits" + s], mask)
             diffs["nsp_logits"] = _max_diff(nsp, golden["nsp_logits" + s])
-        else:
+        elif "pooled_output" + s in golden:  # ElectraModel has no pooler
             diffs["pooled_output"] = _max_diff(out.pooler_output, golden["pooled_output" + s])
         result["loads"][class_name] = {
             "missing_keys": sorted(info["missing_keys"]),
