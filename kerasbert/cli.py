@@ -112,9 +112,10 @@ def _verify(args):
 def _convert(args):
     from kerasbert.convert import convert
 
+    options = {"body": args.body} if args.body else {}
     out = convert(
         args.source, args.destination, to=args.to, config=args.config, vocab=args.vocab,
-        overwrite=args.overwrite,
+        model=args.model, overwrite=args.overwrite, **options,
     )  # fmt: skip
     print(f"wrote {args.to} checkpoint to {out}")
     return 0
@@ -328,6 +329,12 @@ def build_parser():
     p.add_argument("--to", required=True, choices=("keras", "safetensors", "tf"))
     p.add_argument("--config", help="config file (default: found beside the checkpoint)")
     p.add_argument("--vocab", help="vocab.txt to copy (default: found beside the checkpoint)")
+    p.add_argument("--model", help="the model= name (default: detected from the checkpoint)")
+    p.add_argument(
+        "--body", choices=("discriminator", "generator"),
+        help="which model of an ELECTRA pre-training checkpoint to convert (default: the "
+        "discriminator; the generator needs its own --config)",
+    )  # fmt: skip
     p.add_argument(
         "--overwrite", action="store_true", help="replace outputs already in the destination"
     )

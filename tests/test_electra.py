@@ -346,6 +346,22 @@ def test_joint_generator_converts_to_every_format(tmp_path):
     )
 
 
+def test_cli_convert_reads_either_model_of_a_joint_checkpoint(tmp_path, capsys):
+    from kerasbert.cli import main
+
+    config = str(JOINT / "generator.json")
+    out = tmp_path / "generator"
+    args = ["convert", str(JOINT_CKPT), str(out), "--to", "safetensors", "--config", config]
+    assert main(args + ["--model", "electra", "--body", "generator"]) == 0
+    assert "wrote safetensors" in capsys.readouterr().out
+    assert _tensor_hashes(out / "model.safetensors") == _tensor_hashes(GEN / "model.safetensors")
+    assert main(["convert", str(JOINT_CKPT), str(tmp_path / "disc"), "--to", "safetensors",
+                 "--config", str(JOINT / "discriminator.json")]) == 0  # fmt: skip
+    assert _tensor_hashes(tmp_path / "disc" / "model.safetensors") == _tensor_hashes(
+        MAPPED / "model.safetensors"
+    )
+
+
 def test_save_safetensors_of_a_built_model(tmp_path):
     model = kerasbert.build_transformer_model(GEN, GEN, with_mlm=True)
     path = kerasbert.models.save_safetensors(model, tmp_path)
