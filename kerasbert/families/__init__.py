@@ -13,8 +13,10 @@ Example:
 
 >>> model_entry("roberta").builder_class().__name__, get("albert").tf_files[0]
 ('BERT', 'albert_model.ckpt')
->>> candidates_from_names(["bert/encoder/layer_0/output/dense/kernel"])
+>>> candidates_from_names(["bert/encoder/layer_0/output/LayerNorm/gamma"])
 ['nezha', 'roformer']
+>>> candidates_from_names(["bert/encoder/layer_0/attention/self/query/kernel"])
+['roformer_v2']
 """
 
 from kerasbert.errors import ModelTypeError
@@ -102,7 +104,7 @@ def candidates_from_names(names, hint=None):
 
     Example:
 
-    >>> candidates_from_names(["bert/encoder/layer_0/a"], hint="nezha")
+    >>> candidates_from_names(["bert/encoder/layer_0/output/LayerNorm/gamma"], hint="nezha")
     ['nezha']
     """
     names = list(names)
