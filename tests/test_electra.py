@@ -252,6 +252,7 @@ def test_inspect():
     # HF has no place for the generator's body: inspect counts it with the "other" variables.
     assert "global_step" in joint.other_variables
     assert any(n.startswith("generator/encoder/") for n in joint.other_variables)
+    assert "an ELECTRA pre-training checkpoint's generator/" in joint.to_text()
 
 
 def test_cli_inspect(capsys):

@@ -22,7 +22,8 @@ class CheckpointSummary:
         num_parameters: elements over the model weights (the variables the family's names
             cover; every variable when the family is unknown).
         other_variables: the other variables (optimizer slots such as ``.../adam_m``,
-            ``global_step``, ...), not counted as parameters.
+            ``global_step``, another model's weights such as an ELECTRA joint checkpoint's
+            ``generator/...``), not counted as parameters.
         num_other: elements over ``other_variables``.
         candidates: when ``family`` is None, the families whose checkpoint names these
             are (several, e.g. NEZHA and RoFormer: only a config tells them apart).
@@ -59,7 +60,8 @@ class CheckpointSummary:
         if self.other_variables:
             lines.append(
                 f"other:      {self.num_other:,} in {len(self.other_variables)} variables that "
-                "are no model weight (optimizer slots, step counters)"
+                "are not this model's weights (optimizer slots, step counters, or another "
+                "model's: an ELECTRA pre-training checkpoint's generator/)"
             )
         lines.append("")
         width = max((len(v[0]) for v in self.variables), default=10)
