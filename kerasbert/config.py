@@ -12,6 +12,7 @@ configs with ``google_gelu="gelu_erf"`` (the family record's ``google_gelu``). P
 import json
 import os
 
+from kerasbert import families
 from kerasbert.errors import ConfigError
 
 REQUIRED_KEYS = (
@@ -83,7 +84,7 @@ def read_config_file(path):
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        for candidate in ("config.json", "bert_config.json", "albert_config.json"):
+        for candidate in ("config.json", "bert_config.json", "albert_config.json", "hparams.json"):
             if os.path.isfile(os.path.join(path, candidate)):
                 path = os.path.join(path, candidate)
                 break
@@ -104,7 +105,7 @@ def read_config_file(path):
     return config
 
 
-def load_config(config=None, google_gelu="gelu_tanh", **overrides):
+def load_config(config=None, google_gelu="gelu_tanh", family=None, **overrides):
     """Merge a config (path or dict) with keyword overrides and normalize it.
 
     The result keeps every original key and adds bert4keras's derived keys:
@@ -117,6 +118,10 @@ def load_config(config=None, google_gelu="gelu_tanh", **overrides):
         config: path of a JSON config file (or its folder), a dict, or None.
         google_gelu: what ``"gelu"`` means in a config without ``model_type``
             (:func:`normalize_activation`; the family's ``google_gelu``).
+        family: the family the config is for, when known (a config in BERT's keys for a
+            GPT-2 checkpoint): its record's ``config_names`` / ``config_defaults`` apply
+            (:func:`kerasbert.families.read_family_config`); by default those of the family
+            the config shows, if any.
         **overrides: values that replace the config's.
 
     Example:
@@ -137,8 +142,8 @@ def load_config(config=None, google_gelu="gelu_tanh", **overrides):
         raise ConfigError(f"config must be a path or a dict, not {type(config).__name__}.")
 
     google_format = "model_type" not in raw
-    merged = dict(raw)
-    merged.update(overrides)
+    # A family whose configs name the sizes otherwise (GPT-2's n_embd, n_layer, ...).
+    merged = families.read_family_config({**raw, **overrides}, family)
 
     missing = [k for k in REQUIRED_KEYS if merged.get(k) is None]
     if missing:

@@ -52,8 +52,9 @@ from kerasbert.models.factory import (
 )
 
 TARGETS = ("keras", "safetensors", "tf")
-CONFIG_NAMES = ("config.json", "bert_config.json", "albert_config.json")
-GOOGLE_CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
+# hparams.json: OpenAI's GPT-2 releases.
+CONFIG_NAMES = ("config.json", "bert_config.json", "albert_config.json", "hparams.json")
+GOOGLE_CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json", "hparams.json")
 HEAD_OPTIONS = ("with_pool", "with_nsp", "with_mlm")
 
 
@@ -272,7 +273,7 @@ def output_config(raw, normalized, family, arrays, style, family_values=None):
     out["layer_norm_eps"] = normalized["layer_norm_eps"]
     out["model_type"] = family.model_types[0]
     out["architectures"] = [family.hf_architecture(arrays)]
-    return dict(sorted(out.items()))
+    return families.write_family_config(out, family)  # GPT-2's n_embd, n_layer, ...
 
 
 def _outputs(to, family):

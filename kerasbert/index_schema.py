@@ -58,6 +58,7 @@ REQUIRED_FIELDS = {
 }
 OPTIONAL_FIELDS = {
     "embedding_size": (int, "an integer"),
+    "merges": (str, "a file name"),  # a byte-level BPE's merges.txt, beside its vocab.json
     "pip_package": (str, "a string"),
     "pip_module": (str, "a string"),
     "pip_subdir": (str, "a folder name"),
@@ -343,8 +344,8 @@ def _validate_files(name, entry):
     if len(set(files)) != len(files):
         twice = sorted({f for f in files if files.count(f) > 1})
         _fail(name, "files", f"lists a file twice: {twice}.")
-    for field in ("config", "vocab"):
-        if entry[field] not in files:
+    for field in ("config", "vocab", "merges"):
+        if field in entry and entry[field] not in files:
             _fail(name, field, f"{entry[field]!r} is not one of files {files}.")
     checkpoint = entry["checkpoint"]
     tf_prefix = f"{checkpoint}.index" in files and any(

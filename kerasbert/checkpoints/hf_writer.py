@@ -86,23 +86,36 @@ def hf_state_dict(arrays, family=None):
     {'bert.pooler.dense.weight': (3, 2)}
     """
     table = _hf_table(family)
-    state, unknown = {}, []
+    state, unknown, fused = {}, [], {}
     for name, value in arrays.items():
-        found = table.from_canonical(name)
-        if found is None:
+        placement = table.place(name)
+        if placement is None:
             unknown.append(name)
             continue
-        hf, transpose = found
         value = np.asarray(value)
-        if transpose and value.ndim == 2:
+        if placement.transpose and value.ndim == 2:
             value = value.T
-        state[hf] = np.ascontiguousarray(value)
+        if placement.squeeze and value.ndim == 2:
+            value = value[None]
+        index, count = placement.part
+        if count > 1:  # one part of a stored tensor (GPT-2's fused c_attn)
+            fused.setdefault(placement.stored, [None] * count)[index] = (name, value)
+            continue
+        state[placement.stored] = np.ascontiguousarray(value)
     if unknown:
         raise CheckpointError(
             f"{len(unknown)} variable(s) have no place in an HF {family} model: "
             f"{sorted(unknown)[:5]}; drop them (e.g. global_step, optimizer slots) before "
             "writing safetensors."
         )
+    for stored, parts in fused.items():
+        if any(part is None for part in parts):
+            present = [part[0] for part in parts if part is not None]
+            raise CheckpointError(
+                f"HF's {stored!r} holds {len(parts)} variables side by side, but only "
+                f"{present} are given; pass all of them."
+            )
+        state[stored] = np.ascontiguousarray(np.concatenate([v for _, v in parts], axis=-1))
     return state
 
 

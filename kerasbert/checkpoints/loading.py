@@ -116,10 +116,15 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
 def _mismatch(checkpoint, name, expected, variable):
     """A shape-mismatch line that says which layout each shape is in."""
     canonical = checkpoint.shape(name)
-    stored = tuple(checkpoint.entry(name).shape)
+    entry = checkpoint.entry(name)
+    stored = tuple(entry.shape)
     text = f"shape mismatch: {name!r} is {canonical} in the checkpoint"
-    if stored != canonical:
-        text += f" (stored transposed, as {stored})"
+    index, count = getattr(entry, "part", (0, 1))
+    if count > 1:  # one of several tensors stored side by side (GPT-2's c_attn)
+        text += f" (part {index + 1} of {count} of {entry.source_name!r}, stored as {stored})"
+    elif stored != canonical:
+        how = "transposed" if entry.transpose else "with leading axes of size 1"
+        text += f" (stored {how}, as {stored})"
     if expected != canonical:
         text += f", {expected} as the model takes it"
     return text + f"; the model's {variable.path} needs {tuple(variable.shape)}"

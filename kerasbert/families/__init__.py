@@ -23,13 +23,16 @@ from kerasbert.errors import ModelTypeError
 from kerasbert.families.albert import ALBERT
 from kerasbert.families.bert import BERT
 from kerasbert.families.electra import ELECTRA
-from kerasbert.families.naming import NameTable, Rule, Slot
+from kerasbert.families.gpt2 import GPT2
+from kerasbert.families.naming import NameTable, Placement, Rule, Slot
 from kerasbert.families.nezha import NEZHA
 from kerasbert.families.record import Detection, Family, ModelEntry
 from kerasbert.families.roformer import ROFORMER
 from kerasbert.families.roformer_v2 import ROFORMER_V2
 
-FAMILIES = {family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2, ELECTRA)}
+FAMILIES = {
+    family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2, ELECTRA, GPT2)
+}
 DEFAULT = "bert"  # the family of a checkpoint and a config that show none
 
 
@@ -201,6 +204,47 @@ def detect_from_config(config):
     return None
 
 
+def read_family_config(config, family=None):
+    """``config`` with kerasbert's (BERT's) keys filled in from those of ``family`` (default:
+    the family that claims it, :func:`detect_from_config`): the record's ``config_names``
+    and ``config_defaults``; configs of other families are returned as they are.
+
+    Example:
+
+    >>> read_family_config({"model_type": "bert", "hidden_size": 8})
+    {'model_type': 'bert', 'hidden_size': 8}
+    """
+    name = family or detect_from_config(config)
+    family = get(name) if name else None
+    if family is None or not (family.config_names or family.config_defaults):
+        return config
+    config = dict(config)
+    for key, spellings in family.config_names.items():
+        if config.get(key) is None:
+            found = [config[s] for s in spellings if config.get(s) is not None]
+            if found:
+                config[key] = found[0]
+    for key, default in family.config_defaults.items():
+        if config.get(key) is None:
+            config[key] = default(config) if callable(default) else default
+    return config
+
+
+def write_family_config(config, family):
+    """An HF-style config for ``family`` from one in kerasbert's keys: each key the
+    record's ``config_names`` renames is written under the family's first spelling
+    (``n_embd`` for GPT-2's ``hidden_size``), and only there."""
+    names = get(family).config_names
+    config = dict(config)
+    for key, spellings in names.items():
+        if key in config:
+            value = config.pop(key)
+            for spelling in spellings:
+                config.pop(spelling, None)
+            config[spellings[0]] = value
+    return dict(sorted(config.items()))
+
+
 def config_keys():
     """Config keys some family adds to the common ones (``max_relative_position``, ...)."""
     return {key for family in FAMILIES.values() for key in family.config_keys}
@@ -225,28 +269,34 @@ def translate_stored_names(naming, stored_names):
         stored_names: the names in the file.
 
     Returns:
-        ``(family or None, {stored name: (canonical name, transpose) or None})``; None marks
-        names that hold no model weight (buffers, tied copies). The family is returned only
-        when its table read strictly more names than every other.
+        ``(family or None, {stored name: [Placement, ...] or None})``: where each canonical
+        tensor lies in the stored one (:class:`kerasbert.families.naming.Placement`; several
+        for a tensor that holds several, GPT-2's fused ``c_attn``); None marks names that
+        hold no model weight (buffers, tied copies). The family is returned only when its
+        table read strictly more names than every other.
 
     Example:
 
     >>> family, names = translate_stored_names("hf", ["albert.pooler.weight", "position_ids"])
-    >>> family, names["albert.pooler.weight"], names["position_ids"]
-    ('albert', ('bert/pooler/dense/kernel', True), None)
+    >>> [(p.canonical, p.transpose) for p in names["albert.pooler.weight"]]
+    [('bert/pooler/dense/kernel', True)]
+    >>> family, names["position_ids"]
+    ('albert', None)
     """
     stored_names = list(stored_names)
     scored = []
     for family in FAMILIES.values():
         table = family.names.get(naming)
         if table is not None:
-            read = sum(
-                table.is_skipped(n) or table.to_canonical(n) is not None for n in stored_names
-            )
+            read = sum(table.is_skipped(n) or table.translate(n) is not None for n in stored_names)
             scored.append((read, family, table))
     separator = "." if naming == "hf" else "/"
+
+    def as_is(name):
+        return [Placement(name, name.replace(separator, "/"))]
+
     if not scored:
-        return None, {name: (name.replace(separator, "/"), False) for name in stored_names}
+        return None, {name: as_is(name) for name in stored_names}
     best = max(score for score, _, _ in scored)
     winners = [(family, table) for score, family, table in scored if score == best]
     family, table = winners[0]
@@ -255,7 +305,7 @@ def translate_stored_names(naming, stored_names):
         if table.is_skipped(name):
             translated[name] = None
         else:
-            translated[name] = table.to_canonical(name) or (name.replace(separator, "/"), False)
+            translated[name] = table.translate(name) or as_is(name)
     return (family.name if len(winners) == 1 and best else None), translated
 
 
@@ -266,6 +316,7 @@ __all__ = [
     "Family",
     "ModelEntry",
     "NameTable",
+    "Placement",
     "Rule",
     "Slot",
     "candidates_from_names",
@@ -281,5 +332,7 @@ __all__ = [
     "model_names",
     "name_table",
     "names",
+    "read_family_config",
     "translate_stored_names",
+    "write_family_config",
 ]

@@ -77,6 +77,8 @@ BERT_LAYER = r"^Transformer-\d+-MultiHeadSelfAttention$"
 # What tells an ELECTRA kerasbert built from a BERT, whose layers it has: its discriminator
 # head, or the model's own name (listed by families.model_layer_names).
 ELECTRA_LAYER = r"^(Discriminator-Dense|model:electra)$"
+# GPT-2's final norm: what tells a GPT-2 kerasbert built, whose layers are BERT's otherwise.
+GPT2_LAYER = r"^Output-Norm$"
 # A block's layer norm: what NEZHA's and RoFormer v1's names have and RoFormer v2's lack.
 NORM_GAMMA = r"^bert/encoder/layer_\d+/.*LayerNorm/gamma$"
 
@@ -92,7 +94,7 @@ BERT = Family(
         requires=(r"^bert/encoder/layer_\d+/", r"^bert/embeddings/position_embeddings$")
     ),
     layer_names=Detection(
-        requires=(BERT_LAYER, r"^Embedding-Position$"), excludes=(ELECTRA_LAYER,)
+        requires=(BERT_LAYER, r"^Embedding-Position$"), excludes=(ELECTRA_LAYER, GPT2_LAYER)
     ),
     model_types=("bert", "roberta"),
     hf_prefix="bert.",

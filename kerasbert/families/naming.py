@@ -12,6 +12,14 @@ in HF torch names. A stored template may start with ``{prefix}``, the family's m
 prefix (``bert.``); tables built with ``optional_prefix=True`` also read names without it
 (checkpoints saved from a bare ``BertModel``).
 
+Some formats store several canonical tensors as one (GPT-2's ``c_attn`` holds the query,
+key and value projections side by side) or with extra leading axes of size 1 (OpenAI's
+``conv1d`` weights are ``[1, in, out]``). A rule says so with ``split`` (a canonical slot
+whose values, in order, are equal parts of the stored tensor's last axis) and ``squeeze``;
+:meth:`NameTable.translate` and :meth:`NameTable.place` give the :class:`Placement` of
+each part, which readers (:class:`kerasbert.checkpoints.base.Entry`) and writers
+(:func:`kerasbert.checkpoints.hf_writer.hf_state_dict`) apply.
+
 Example:
 
 >>> table = NameTable(
@@ -92,11 +100,45 @@ class Rule:
         stored: the stored template, e.g. ``"{prefix}pooler.dense.{dense}"``.
         transpose: the stored 2-D tensor is the transpose of the canonical one (torch
             ``Linear`` weights are ``(out, in)``, TF kernels ``(in, out)``).
+        split: the name of a slot of the canonical template, absent from the stored one:
+            the stored tensor is the tensors of the slot's values (in the slot's order)
+            concatenated along its last axis (GPT-2's fused ``c_attn``: query, key, value).
+        squeeze: stored tensors of more than two axes have extra leading axes of size 1
+            (OpenAI's ``conv1d`` weights ``[1, in, out]``): dropped on reading, restored on
+            writing.
+
+    Example:
+
+    >>> rule = Rule("l/{qkv}/{dense}", "c_attn.{dense}", split="qkv")
+    >>> [p.canonical for p in NameTable([rule]).translate("c_attn.weight")]
+    ['l/query/kernel', 'l/key/kernel', 'l/value/kernel']
     """
 
     canonical: str
     stored: str
     transpose: bool = False
+    split: str = ""
+    squeeze: bool = False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a canonical tensor lies in a stored one.
+
+    Attributes:
+        stored: the stored name.
+        canonical: the canonical name.
+        transpose: the stored (2-D) tensor is the transpose of the canonical one.
+        part: ``(index, count)``: the canonical tensor is part ``index`` of ``count`` equal
+            parts of the stored tensor's last axis; ``(0, 1)`` for the whole tensor.
+        squeeze: the stored tensor has extra leading axes of size 1.
+    """
+
+    stored: str
+    canonical: str
+    transpose: bool = False
+    part: tuple = (0, 1)
+    squeeze: bool = False
 
 
 class _CompiledRule:
@@ -124,19 +166,36 @@ class _CompiledRule:
         parts.append(re.escape(template[position:]))
         return re.compile("".join(parts))
 
-    def to_canonical(self, name):
+    def translate(self, name):
+        """The placements of a stored name's canonical tensors, or None."""
         match = self.stored_regex.fullmatch(name)
         if match is None:
             return None
         values = {k: self.slots[k].to_canonical(v) for k, v in match.groupdict().items()}
-        return self.rule.canonical.format(**values)
+        rule = self.rule
+        if not rule.split:
+            return [Placement(name, rule.canonical.format(**values), rule.transpose,
+                              squeeze=rule.squeeze)]  # fmt: skip
+        parts = list(self.slots[rule.split].values)
+        return [
+            Placement(name, rule.canonical.format(**values, **{rule.split: part}),
+                      rule.transpose, (index, len(parts)), rule.squeeze)
+            for index, part in enumerate(parts)
+        ]  # fmt: skip
 
-    def from_canonical(self, name):
+    def place(self, name):
+        """The placement of a canonical name in its stored tensor, or None."""
         match = self.canonical_regex.fullmatch(name)
         if match is None:
             return None
         values = {k: self.slots[k].to_stored(v) for k, v in match.groupdict().items()}
-        return self.stored_template.format(**values)
+        part = (0, 1)
+        if self.rule.split:
+            parts = list(self.slots[self.rule.split].values)
+            part = (parts.index(match.group(self.rule.split)), len(parts))
+            del values[self.rule.split]
+        stored = self.stored_template.format(**values)
+        return Placement(stored, name, self.rule.transpose, part, self.rule.squeeze)
 
 
 class NameTable:
@@ -169,21 +228,42 @@ class NameTable:
         """Whether a stored name holds no model weight (read as nothing)."""
         return any(p.search(stored_name) for p in self.skipped)
 
-    def to_canonical(self, stored_name):
-        """``(canonical name, transpose)`` of a stored name, or None if no rule matches."""
+    def translate(self, stored_name):
+        """The :class:`Placement` of every canonical tensor a stored name holds (one, or the
+        parts of a ``split`` rule, in order), or None if no rule matches."""
         for rule in self.rules:
-            canonical = rule.to_canonical(stored_name)
-            if canonical is not None:
-                return canonical, rule.rule.transpose
+            found = rule.translate(stored_name)
+            if found is not None:
+                return found
         return None
 
-    def from_canonical(self, canonical_name):
-        """``(stored name, transpose)`` of a canonical name, or None if no rule matches."""
+    def place(self, canonical_name):
+        """The :class:`Placement` of a canonical name in its stored tensor, or None."""
         for rule in self.rules:
-            stored = rule.from_canonical(canonical_name)
-            if stored is not None:
-                return stored, rule.rule.transpose
+            found = rule.place(canonical_name)
+            if found is not None:
+                return found
         return None
+
+    def to_canonical(self, stored_name):
+        """``(canonical name, transpose)`` of a stored name, or None if no rule matches.
+
+        A stored tensor that holds several canonical ones (a ``split`` rule) or extra axes
+        has no single answer: :meth:`translate` says where each part lies.
+        """
+        found = self.translate(stored_name)
+        if found is None:
+            return None
+        if len(found) != 1 or found[0].squeeze:
+            raise ValueError(f"{stored_name!r} holds {len(found)} tensor(s): use translate().")
+        return found[0].canonical, found[0].transpose
+
+    def from_canonical(self, canonical_name):
+        """``(stored name, transpose)`` of a canonical name, or None if no rule matches (for
+        a part of a stored tensor, the stored tensor's name: :meth:`place` says which
+        part)."""
+        found = self.place(canonical_name)
+        return None if found is None else (found.stored, found.transpose)
 
     def examples(self):
         """One canonical name per rule (slots filled with their first value), for tests."""
@@ -193,5 +273,7 @@ class NameTable:
             for name in _PLACEHOLDER.findall(rule.rule.canonical):
                 slot = rule.slots[name]
                 values[name] = "7" if slot.values is None else next(iter(slot.values))
+            if rule.rule.split:  # its last part: one past the first, to exercise the split
+                values[rule.rule.split] = list(rule.slots[rule.rule.split].values)[-1]
             names.append(rule.rule.canonical.format(**values))
         return names

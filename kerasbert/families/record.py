@@ -84,6 +84,14 @@ class Family:
         heads: builder option -> canonical names whose presence shows that head.
         hf_architectures: ``(heads, class suffix)`` pairs; the first whose heads a model
             has names the HF class written into ``config.json``.
+        config_names: ``{kerasbert's (BERT's) config key: (the family's own key, other
+            spellings read)}`` for families whose configs name the sizes otherwise (GPT-2's
+            ``n_embd``, OpenAI's ``hparams.json`` ``n_vocab``): a config the family claims
+            (:func:`kerasbert.families.detect_from_config`) is read with its own keys where
+            BERT's are absent, and an HF-style config written for it uses the first spelling.
+        config_defaults: values a config the family claims gets for absent keys (after
+            ``config_names``; a callable is called with the config): GPT-2's ``1e-5``
+            epsilon, ``intermediate_size = 4 * hidden_size``.
         config_keys: family-specific config keys, written on conversion with the builder's
             value (``max_relative_position``).
         config_constants: keys written with a fixed value (``use_relative_position``).
@@ -112,6 +120,8 @@ class Family:
     names: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)
     hf_architectures: tuple = ()
+    config_names: dict = field(default_factory=dict)
+    config_defaults: dict = field(default_factory=dict)
     config_keys: tuple = ()
     config_constants: dict = field(default_factory=dict)
     tf_files: tuple = ("bert_model.ckpt", "bert_config.json")

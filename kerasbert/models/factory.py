@@ -86,7 +86,9 @@ def config_for_family(normalized, config, model, overrides):
     """``normalized`` (:func:`kerasbert.config.load_config` of ``config`` with ``overrides``),
     read again when the family of ``model`` means another GELU by a Google-format config's
     ``"gelu"`` (its record's ``google_gelu``: bert4keras's erf for RoFormer) than the tanh form
-    Google's code computes, which ``load_config`` assumes before the family is known.
+    Google's code computes, which ``load_config`` assumes before the family is known, or
+    has defaults of its own for keys a config leaves out (``config_defaults``: GPT-2's
+    epsilon in a bert4keras-style config).
 
     Args:
         normalized: the config as first normalized.
@@ -94,11 +96,12 @@ def config_for_family(normalized, config, model, overrides):
         model: the resolved ``model=`` name.
         overrides: keyword arguments; the config keys among them are applied again.
     """
-    google_gelu = families.get(model).google_gelu
-    if google_gelu == "gelu_tanh":
+    family = families.get(model)
+    google_gelu = family.google_gelu
+    if google_gelu == "gelu_tanh" and not (family.config_names or family.config_defaults):
         return normalized
     keys = {k: v for k, v in overrides.items() if k in CONFIG_KEYS}
-    return load_config(config, google_gelu=google_gelu, **keys)
+    return load_config(config, google_gelu=google_gelu, family=family.name, **keys)
 
 
 def build_transformer_model(

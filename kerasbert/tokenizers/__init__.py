@@ -7,6 +7,8 @@ Where each name lives (all are importable from ``kerasbert.tokenizers``):
 
 * :mod:`kerasbert.tokenizers.wordpiece`: ``Tokenizer``, the WordPiece tokenizer of BERT-family
   models (its docstring describes the behaviour, and where it follows bert4keras over HF);
+* :mod:`kerasbert.tokenizers.bpe`: ``BPETokenizer`` (also ``GPT2Tokenizer``), GPT-2's
+  byte-level BPE over ``vocab.json`` + ``merges.txt``;
 * :mod:`kerasbert.tokenizers.vocab`: ``load_vocab``, ``save_vocab``;
 * :mod:`kerasbert.tokenizers.truncation`: ``truncate_sequences`` (also in
   ``kerasbert.snippets``);
@@ -19,6 +21,7 @@ that library.
 """
 
 from kerasbert.errors import KerasBertError as KerasBertError
+from kerasbert.tokenizers.bpe import BPETokenizer, GPT2Tokenizer
 from kerasbert.tokenizers.characters import (
     CJK_RANGES,
     is_cjk_character,
@@ -30,7 +33,9 @@ from kerasbert.tokenizers.vocab import load_vocab, save_vocab
 from kerasbert.tokenizers.wordpiece import Tokenizer
 
 __all__ = [
+    "BPETokenizer",
     "CJK_RANGES",
+    "GPT2Tokenizer",
     "Tokenizer",
     "is_cjk_character",
     "is_punctuation",
