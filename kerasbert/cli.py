@@ -73,7 +73,7 @@ def _list(args):
     print(header)
     for name, entry in sorted(models.items()):
         params = entry["parameters"]
-        tokenizer = "wordpiece" if entry["vocab"].endswith(".txt") else "no (SentencePiece)"
+        tokenizer = "wordpiece" if entry["vocab"].endswith(".txt") else "sentencepiece"
         print(
             f"{name:<40}{entry['family']:<8}{entry['language']:<14}{entry['layers']:>7}"
             f"{entry['hidden']:>8}{params / 1e6:>8.1f}M{params * 4 / 2**20:>7.0f} MiB  "
@@ -227,16 +227,19 @@ def _position_limit(config, checkpoint, model=None):
 
 def _build_encoder(args, config, checkpoint, vocab, settings):
     import kerasbert
+    from kerasbert import families
     from kerasbert.encoding import SentenceEncoder
     from kerasbert.folders import choose
-    from kerasbert.tokenizers import Tokenizer
+    from kerasbert.tokenizers.choice import tokenizer_for
 
     if not args.quiet:
         print(f"loading {checkpoint} ...", file=sys.stderr, flush=True)
     model = kerasbert.build_transformer_model(
         config, checkpoint, model=settings.model, progress=False if args.quiet else "auto"
     )
-    tokenizer = Tokenizer(vocab, do_lower_case=choose("do_lower_case", args.lower, settings, True))
+    lower = choose("do_lower_case", args.lower, settings, True)
+    family = settings.model and families.get(settings.model).name
+    tokenizer = tokenizer_for(vocab, do_lower_case=lower, family=family)
     return SentenceEncoder(
         model, tokenizer, pooling=args.pooling, max_seq_len=args.max_seq_len,
         batch_size=args.batch_size, normalize=args.normalize, settings=settings,

@@ -438,7 +438,7 @@ class LocalModel:
         folder: the model folder.
         config: its config file.
         checkpoint: its checkpoint (file, folder or TF prefix), or None.
-        vocab: its ``vocab.txt``, or None.
+        vocab: its vocabulary (``vocab.txt``, or a SentencePiece ``*.model``), or None.
         settings: the :class:`kerasbert.folders.FolderSettings` the folder (and its index
             entry) give: case handling, length, pooling, normalisation.
         entry: its ``weights_index.yaml`` entry, or None for a folder of one's own.
@@ -571,15 +571,18 @@ def build_pretrained(name, index=None, **kwargs):
     """
     from kerasbert.folders import choose
     from kerasbert.models import build_transformer_model
-    from kerasbert.tokenizers import Tokenizer
+    from kerasbert.tokenizers.choice import tokenizer_for
 
     local = open_model(name, index=index)
     if local.checkpoint is None:
         raise KerasBertError(f"Model folder {str(local.folder)!r} has no checkpoint to load.")
     if local.vocab is None:
-        raise KerasBertError(f"Model folder {str(local.folder)!r} has no vocab.txt.")
+        raise KerasBertError(
+            f"Model folder {str(local.folder)!r} has no vocabulary (vocab.txt or *.model)."
+        )
     if local.settings.model is not None:
         kwargs.setdefault("model", local.settings.model)
     model = build_transformer_model(local.config, local.checkpoint, **kwargs)
     lower = choose("do_lower_case", None, local.settings, True)
-    return model, Tokenizer(local.vocab, do_lower_case=lower)
+    family = (local.entry or {}).get("family")
+    return model, tokenizer_for(local.vocab, do_lower_case=lower, family=family)

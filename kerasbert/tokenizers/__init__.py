@@ -9,6 +9,10 @@ Where each name lives (all are importable from ``kerasbert.tokenizers``):
   models (its docstring describes the behaviour, and where it follows bert4keras over HF);
 * :mod:`kerasbert.tokenizers.bpe`: ``BPETokenizer`` (also ``GPT2Tokenizer``), GPT-2's
   byte-level BPE over ``vocab.json`` + ``merges.txt``;
+* :mod:`kerasbert.tokenizers.sentencepiece_tokenizer`: ``SpTokenizer``, over a SentencePiece
+  model (T5, mT5, ALBERT v2; needs the optional ``sentencepiece`` package);
+* :mod:`kerasbert.tokenizers.base`: ``TokenizerBase``, what the two share (``tokenize``,
+  ``encode``, ``encode_batch``);
 * :mod:`kerasbert.tokenizers.vocab`: ``load_vocab``, ``save_vocab``;
 * :mod:`kerasbert.tokenizers.truncation`: ``truncate_sequences`` (also in
   ``kerasbert.snippets``);
@@ -28,6 +32,7 @@ from kerasbert.tokenizers.characters import (
     is_punctuation,
     is_removed,
 )
+from kerasbert.tokenizers.sentencepiece_tokenizer import SpTokenizer
 from kerasbert.tokenizers.truncation import truncate_sequences
 from kerasbert.tokenizers.vocab import load_vocab, save_vocab
 from kerasbert.tokenizers.wordpiece import Tokenizer
@@ -36,6 +41,7 @@ __all__ = [
     "BPETokenizer",
     "CJK_RANGES",
     "GPT2Tokenizer",
+    "SpTokenizer",
     "Tokenizer",
     "is_cjk_character",
     "is_punctuation",
