@@ -22,7 +22,7 @@ from kerasbert.convert import convert, load_model
 from kerasbert.distribution import check_layout_map, get_layout_map
 from kerasbert.errors import CheckpointError, ConfigError, ModelTypeError, WeightLoadingError
 from kerasbert.families import detect_checkpoint, detect_from_config
-from kerasbert.models import GPT2, resolve_model
+from kerasbert.models import GPT2, IncrementalModel, resolve_model
 from kerasbert.tokenizers import BPETokenizer
 
 ROOT = FIXTURES / "gpt2_tiny"
@@ -287,6 +287,41 @@ def test_layout_map_covers_every_kernel():
     assert all(len(keys) == 1 for keys in matches.values()), matches
     assert len(kernels) == 2 + 2 * 6  # token + position tables; q, k, v, o, ffn in, out
     check_layout_map(layout_map, model)
+
+
+# -- cached decoding ------------------------------------------------------------------------------
+def test_cached_decoding_equals_full_recompute():
+    builder = kerasbert.build_transformer_model(
+        *FORMATS["hf"], final_activation="linear", return_keras_model=False
+    )
+    rng = np.random.default_rng(5)
+    ids = rng.integers(1, 100, size=(2, 32)).astype("int32")
+    full = builder.model.predict(ids, verbose=0)
+    step = IncrementalModel(builder)  # max_length: the 32 positions of the table
+    assert step.max_length == 32
+    outputs, cache = step(ids[:, :6])
+    pieces = [outputs]
+    for start, end in [(6, 7), (7, 8), (8, 32)]:  # widths 1, 1, 24 (padded to 32 - 8)
+        outputs, cache = step(ids[:, start:end], cache=cache)
+        pieces.append(outputs)
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_generation_with_the_cache():
+    """Greedy decoding over the cached step: each token is the argmax of a full recompute
+    of the prefix."""
+    builder = kerasbert.build_transformer_model(*FORMATS["hf"], return_keras_model=False)
+    step = IncrementalModel(builder)
+    prompt = np.array([[5, 17, 42]], "int32")
+    probas, cache = step(prompt)
+    sequence = list(prompt[0])
+    for _ in range(8):
+        token = int(np.argmax(probas[0, -1]))
+        full = builder.model.predict(np.array([sequence]), verbose=0)
+        assert token == int(np.argmax(full[0, -1]))
+        sequence.append(token)
+        probas, cache = step(np.array([[token]]), cache=cache)
+    assert len(sequence) == 11
 
 
 # -- the byte-level BPE tokenizer -----------------------------------------------------------------

@@ -5,7 +5,9 @@ computed (later tokens cannot influence earlier ones), so generation can run eac
 through the network alone, attending to the cached keys and values of the prefix, instead
 of recomputing the whole prefix at every step. :class:`IncrementalModel` does that with the
 model's own layers (the same weights and attention code as the functional model), for
-BERT, ALBERT, NEZHA and RoFormer. Positions are absolute: a chunk after ``n`` cached tokens
+BERT, ALBERT, NEZHA, RoFormer v1 / v2 and the pre-LayerNorm GPT-2 (a builder whose
+``pre_norm`` is true normalizes before each sublayer and once more, ``Output-Norm``, at
+the end). Positions are absolute: a chunk after ``n`` cached tokens
 takes positions ``n, n + 1, ...``, for learned position embeddings, NEZHA's relative
 distances and RoFormer's rotations alike (keys and values are cached already rotated).
 
@@ -118,7 +120,8 @@ class IncrementalModel:
         if "Embedding-Position" in layers:
             table = layers["Embedding-Position"].embeddings
             x = x + ops.cast(ops.take(table, positions, axis=0)[None], x.dtype)
-        x = layers["Embedding-Norm"](x)
+        if "Embedding-Norm" in layers:  # GPT-2 has none
+            x = layers["Embedding-Norm"](x)
         if "Embedding-Mapping" in layers:
             x = layers["Embedding-Mapping"](x)
         return x
@@ -165,12 +168,15 @@ class IncrementalModel:
         position_input = self._positions_input(positions)
 
         x = self._embed(token_ids, segment_ids, positions)
+        pre_norm = getattr(self.builder, "pre_norm", False)
         keys, values = [], []
         for index, prefix in enumerate(self.blocks):
             attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
-            qw = attention._split_heads(attention.query_dense(x), attention.key_size)
-            kw = attention._split_heads(attention.key_dense(x), attention.key_size)
-            vw = attention._split_heads(attention.value_dense(x), attention.head_size)
+            attention_norm = self.layers[f"{prefix}-MultiHeadSelfAttention-Norm"]
+            h = attention_norm(x) if pre_norm else x
+            qw = attention._split_heads(attention.query_dense(h), attention.key_size)
+            kw = attention._split_heads(attention.key_dense(h), attention.key_size)
+            vw = attention._split_heads(attention.value_dense(h), attention.head_size)
             # Rotary embeddings rotate the new heads at their positions before caching.
             qw, kw, vw, relative = attention.position_heads(qw, kw, vw, position_input)
             kw = ops.slice_update(cache["keys"][index], (0, past, 0, 0), kw)
@@ -180,11 +186,20 @@ class IncrementalModel:
             scale = 1.0 / attention.key_size**0.5 if attention.attention_scale else 1.0
             o = attention.attend(qw, kw, vw, bias, key_mask, scale, False, relative)
             o = ops.reshape(o, (batch, width, attention.heads * attention.head_size))
-            x = self.layers[f"{prefix}-MultiHeadSelfAttention-Norm"](x + attention.output_dense(o))
-            y = self.layers[f"{prefix}-FeedForward"](x)
-            x = self.layers[f"{prefix}-FeedForward-Norm"](x + y)
+            feed_forward = self.layers[f"{prefix}-FeedForward"]
+            feed_forward_norm = self.layers[f"{prefix}-FeedForward-Norm"]
+            if pre_norm:
+                x = x + attention.output_dense(o)
+                x = x + feed_forward(feed_forward_norm(x))
+            else:
+                x = attention_norm(x + attention.output_dense(o))
+                x = feed_forward_norm(x + feed_forward(x))
 
-        if "MLM-Dense" in self.layers:
+        if "LM-Activation" in self.layers:  # GPT-2: the final norm, the tied embedding
+            x = self.layers["Output-Norm"](x)
+            x = self.layers["Embedding-Token"](x, mode="dense")
+            x = self.layers["LM-Activation"](x)
+        elif "MLM-Dense" in self.layers:
             x = self.layers["MLM-Norm"](self.layers["MLM-Dense"](x))
             x = self.layers["Embedding-Token"](x, mode="dense")
             x = self.layers["MLM-Activation"](self.layers["MLM-Bias"](x))
@@ -243,15 +258,18 @@ class IncrementalModel:
             )  # fmt: skip
         return outputs
 
-    def __call__(self, token_ids, segment_ids, cache=None):
+    def __call__(self, token_ids, segment_ids=None, cache=None):
         """Process new ids; returns ``(outputs for the new positions, updated cache)``.
 
         Args:
             token_ids: ``(batch, n)`` new token ids.
-            segment_ids: ``(batch, n)`` their segment ids.
+            segment_ids: ``(batch, n)`` their segment ids (None: zeros, e.g. for GPT-2,
+                which has no segments).
             cache: None for the first chunk, else the cache the previous call returned.
         """
         token_ids = np.asarray(token_ids, "int32")
+        if segment_ids is None:
+            segment_ids = np.zeros_like(token_ids)
         segment_ids = np.asarray(segment_ids, "int32")
         if token_ids.ndim != 2 or token_ids.shape != segment_ids.shape:
             raise ConfigError(

@@ -56,6 +56,7 @@ class GPT2(BERT):
     """
 
     default_name = "gpt2"
+    pre_norm = True  # for kerasbert.models.IncrementalModel: norms before each sublayer
     checkpoint_scope = "gpt"
     block_checkpoint_names = GPT2_BLOCK_NAMES
 

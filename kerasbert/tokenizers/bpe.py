@@ -16,7 +16,8 @@ kerasbert does not depend on. This module spells it for the standard ``re`` modu
 compares the two on every code point in five contexts: under Python 3.11 (Unicode 14.0)
 they agree on all 282,230 code points it assigns, and differ only on code points assigned
 since (which the newer ``regex`` knows as letters, numbers or marks). The tokens thus equal
-HF's slow tokenizer's except for characters newer than the Python's Unicode database. With ``fast=True`` (or None, when installed) HF's Rust ``tokenizers`` does the work
+HF's slow tokenizer's except for characters newer than the Python's Unicode database.
+With ``fast=True`` (or None, when installed) HF's Rust ``tokenizers`` does the work
 (``pip install kerasbert[fast]``).
 
 Example:
