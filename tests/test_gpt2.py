@@ -105,6 +105,11 @@ def test_builder_options():
             GPT2(**sizes, **{option: True})
     with pytest.raises(ModelTypeError, match="causal language model"):
         GPT2(**sizes, application="unilm")
+    with pytest.raises(ConfigError, match="scale_attn_by_inverse_layer_idx=True"):
+        config = dict(json.loads((HF / "config.json").read_text()))
+        kerasbert.build_transformer_model(
+            dict(config, scale_attn_by_inverse_layer_idx=True), HF / "model.safetensors"
+        )
     builder = GPT2(**sizes, application="encoder")  # always causal, as bert4keras's
     model = builder.build()
     assert builder.application == "lm" and "Attention-LM-Mask" in [x.name for x in model.layers]

@@ -109,6 +109,8 @@ GPT2 = Family(
         "hidden_act": "gelu_new",
         "type_vocab_size": 0,
     },
+    # HF options that change the attention's scale: read so that other values are refused.
+    config_keys=("scale_attn_weights", "scale_attn_by_inverse_layer_idx"),
     # bert4keras's converted GPT checkpoints ship a config.json beside model.ckpt.
     tf_files=("model.ckpt", "config.json"),
     # In a config without model_type (bert4keras's), "gelu" is bert4keras's: the erf form.

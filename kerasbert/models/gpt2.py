@@ -45,6 +45,8 @@ class GPT2(BERT):
         **kwargs: the options of :class:`kerasbert.models.bert.BERT`, except ``with_pool``,
             ``with_nsp`` and ``with_mlm`` (GPT-2 has its LM head only) and
             ``application="unilm"``; segments are not used (``segment_vocab_size`` is 0).
+        scale_attn_weights, scale_attn_by_inverse_layer_idx: HF ``GPT2Config`` options,
+            from the config; only OpenAI's values (true, false) are accepted.
 
     Example:
 
@@ -60,7 +62,24 @@ class GPT2(BERT):
     checkpoint_scope = "gpt"
     block_checkpoint_names = GPT2_BLOCK_NAMES
 
-    def __init__(self, final_activation="softmax", **kwargs):
+    def __init__(
+        self,
+        final_activation="softmax",
+        scale_attn_weights=True,
+        scale_attn_by_inverse_layer_idx=False,
+        **kwargs,
+    ):
+        # HF GPT2Config options that change the function (Stanford CRFM's Mistral GPT-2s
+        # scale by the layer index): refused rather than computed wrongly.
+        if scale_attn_weights is not True or scale_attn_by_inverse_layer_idx is not False:
+            raise ConfigError(
+                "GPT-2 here scales attention by 1 / sqrt(head size) only, as OpenAI's models: "
+                f"the config's scale_attn_weights={scale_attn_weights!r} / "
+                f"scale_attn_by_inverse_layer_idx={scale_attn_by_inverse_layer_idx!r} "
+                "describe another model, which kerasbert does not build."
+            )
+        self.scale_attn_weights = scale_attn_weights
+        self.scale_attn_by_inverse_layer_idx = scale_attn_by_inverse_layer_idx
         for option in ("with_pool", "with_nsp", "with_mlm"):
             if kwargs.get(option):
                 raise ConfigError(
