@@ -368,6 +368,9 @@ def test_tokenizer_api():
     # Bytes that are not UTF-8 on their own decode as U+FFFD, as HF's tokenizer does.
     emoji = tokenizer.encode("😀")
     assert len(emoji) > 1 and tokenizer.decode(emoji[:1]) == "\ufffd"
+    from kerasbert.tokenizers.choice import tokenizer_for
+
+    assert isinstance(tokenizer_for(ROOT / "vocab.json"), BPETokenizer)  # index downloads
     with pytest.raises(kerasbert.errors.KerasBertError, match="merges"):
         BPETokenizer({"a": 0})
     with pytest.raises(kerasbert.errors.KerasBertError, match="not in the vocabulary"):
