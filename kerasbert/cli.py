@@ -227,10 +227,9 @@ def _position_limit(config, checkpoint, model=None):
 
 def _build_encoder(args, config, checkpoint, vocab, settings):
     import kerasbert
-    from kerasbert import families
     from kerasbert.encoding import SentenceEncoder
     from kerasbert.folders import choose
-    from kerasbert.tokenizers.choice import tokenizer_for
+    from kerasbert.tokenizers.choice import family_of, tokenizer_for
 
     if not args.quiet:
         print(f"loading {checkpoint} ...", file=sys.stderr, flush=True)
@@ -238,8 +237,7 @@ def _build_encoder(args, config, checkpoint, vocab, settings):
         config, checkpoint, model=settings.model, progress=False if args.quiet else "auto"
     )
     lower = choose("do_lower_case", args.lower, settings, True)
-    family = settings.model and families.get(settings.model).name
-    tokenizer = tokenizer_for(vocab, do_lower_case=lower, family=family)
+    tokenizer = tokenizer_for(vocab, do_lower_case=lower, family=family_of(model))
     return SentenceEncoder(
         model, tokenizer, pooling=args.pooling, max_seq_len=args.max_seq_len,
         batch_size=args.batch_size, normalize=args.normalize, settings=settings,

@@ -181,7 +181,7 @@ class SentenceEncoder:
         from kerasbert.folders import choose
         from kerasbert.models import build_transformer_model
         from kerasbert.pretrained import open_model
-        from kerasbert.tokenizers.choice import tokenizer_for
+        from kerasbert.tokenizers.choice import family_of, tokenizer_for
 
         local = open_model(name_or_folder)
         if local.checkpoint is None or local.vocab is None:
@@ -192,8 +192,7 @@ class SentenceEncoder:
             )
         lower = choose("do_lower_case", options.pop("do_lower_case", None), local.settings, True)
         model = build_transformer_model(local.config, local.checkpoint, model=local.settings.model)
-        family = (local.entry or {}).get("family")
-        tokenizer = tokenizer_for(local.vocab, do_lower_case=lower, family=family)
+        tokenizer = tokenizer_for(local.vocab, do_lower_case=lower, family=family_of(model))
         return cls(model, tokenizer, settings=local.settings, **options)
 
     @property

@@ -571,7 +571,7 @@ def build_pretrained(name, index=None, **kwargs):
     """
     from kerasbert.folders import choose
     from kerasbert.models import build_transformer_model
-    from kerasbert.tokenizers.choice import tokenizer_for
+    from kerasbert.tokenizers.choice import family_of, tokenizer_for
 
     local = open_model(name, index=index)
     if local.checkpoint is None:
@@ -584,5 +584,4 @@ def build_pretrained(name, index=None, **kwargs):
         kwargs.setdefault("model", local.settings.model)
     model = build_transformer_model(local.config, local.checkpoint, **kwargs)
     lower = choose("do_lower_case", None, local.settings, True)
-    family = (local.entry or {}).get("family")
-    return model, tokenizer_for(local.vocab, do_lower_case=lower, family=family)
+    return model, tokenizer_for(local.vocab, do_lower_case=lower, family=family_of(model))

@@ -104,3 +104,19 @@ def test_an_albert_v2_index_entry_tokenizes_with_sentencepiece(tmp_path, monkeyp
     assert tokenizer.encode(record["text"])[0] == record["albert_ids"]  # lower-cased
     encoder = SentenceEncoder.from_pretrained("google-albert-base-v2")
     assert isinstance(encoder.tokenizer, SpTokenizer)
+
+
+def test_the_vocabulary_file_picks_the_tokenizer():
+    from kerasbert.tokenizers import BPETokenizer, Tokenizer
+    from kerasbert.tokenizers.choice import tokenizer_for
+
+    assert isinstance(tokenizer_for(FIXTURES / "gpt2_tiny" / "vocab.json"), BPETokenizer)
+    wordpiece = tokenizer_for(FIXTURES.parent / "data" / "zh_vocab.txt")
+    assert isinstance(wordpiece, Tokenizer)
+    albert = tokenizer_for(ROOT / "albert.model", do_lower_case=True, family="albert")
+    assert albert.tokenize("A")[:2] == ["[CLS]", albert.tokenize("a")[1]]
+    # BERT's record names no SentencePiece preset: a *.model needs the caller's options.
+    with pytest.raises(KerasBertError, match="SpTokenizer"):
+        tokenizer_for(ROOT / "t5.model", family="bert")
+    with pytest.raises(KerasBertError, match="this model"):
+        tokenizer_for(ROOT / "t5.model")

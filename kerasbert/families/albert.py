@@ -61,6 +61,8 @@ ALBERT = Family(
     hf_architectures=((("with_mlm", "with_nsp"), "ForPreTraining"), (("with_mlm",), "ForMaskedLM")),
     config_keys=("embedding_size", "num_hidden_groups", "inner_group_num"),
     tf_files=("albert_model.ckpt", "albert_config.json"),
+    # Google's English v2 releases ship 30k-clean.model, with their text preprocessing.
+    sentencepiece="albert",
     vocab_variable="bert/embeddings/word_embeddings",
     index_fields=("embedding_size",),
     tiny_config={"embedding_size": 6, "num_hidden_layers": 4, "num_hidden_groups": 2,

@@ -100,6 +100,9 @@ class Family:
             code's activation): ``"gelu_tanh"`` for Google's TF code, ``"gelu_erf"`` for
             families trained with bert4keras, whose ``gelu`` is the erf form.
         vocab_variable: the canonical name whose rows are the vocabulary.
+        sentencepiece: the :class:`kerasbert.tokenizers.SpTokenizer` preset
+            (``SpTokenizer.for_<name>``) of the family's SentencePiece vocabularies
+            (``*.model``); empty for a family whose releases ship WordPiece only.
         index_fields: index-entry fields this family requires beyond the common ones.
         tiny_config: config values that, over a tiny BERT-sized config, exercise what is
             particular to the family (for the round trip over every family and format in
@@ -127,6 +130,7 @@ class Family:
     tf_files: tuple = ("bert_model.ckpt", "bert_config.json")
     google_gelu: str = "gelu_tanh"
     vocab_variable: str = ""
+    sentencepiece: str = ""
     index_fields: tuple = ()
     tiny_config: dict = field(default_factory=dict)
 
