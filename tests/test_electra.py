@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import FIXTURES, goldens
-from safetensors.numpy import load_file, save_file
+from conftest import FIXTURES, assert_same_loss_and_gradients, goldens, rewritten_safetensors
+from safetensors.numpy import load_file
 
 import kerasbert
 from kerasbert import families
@@ -370,36 +370,26 @@ def test_save_safetensors_of_a_built_model(tmp_path):
 
 
 # -- loading errors (those of the BERT loader) ----------------------------------------------------
-def _copy(tmp_path, source, drop=(), change=None):
-    tmp_path.mkdir()
-    tensors = load_file(source / "model.safetensors")
-    for name in drop:
-        del tensors[name]
-    tensors.update(change or {})
-    save_file(tensors, tmp_path / "model.safetensors")
-    return tmp_path / "model.safetensors"
-
-
 def test_missing_misshaped_and_misfit_variables_are_named(tmp_path):
     config = DISC / "config.json"
-    missing = _copy(
-        tmp_path / "a", DISC, drop=["electra.encoder.layer.1.attention.self.key.weight"]
-    )
+    source = DISC / "model.safetensors"
+    key = "electra.encoder.layer.1.attention.self.key.weight"
+    missing = rewritten_safetensors(source, tmp_path / "a", drop=[key])
     with pytest.raises(WeightLoadingError) as info:
         kerasbert.build_transformer_model(config, missing)
     assert "electra/encoder/layer_1/attention/self/key/kernel" in str(info.value)
     assert "nearest names" in str(info.value)
     bias = {"discriminator_predictions.dense_prediction.bias": np.zeros(5, "float32")}
+    misshaped = rewritten_safetensors(source, tmp_path / "b", change=bias)
     with pytest.raises(WeightLoadingError, match=r"dense_1/bias.*\(5,\).*\(1,\)"):
-        kerasbert.build_transformer_model(
-            config, _copy(tmp_path / "b", DISC, change=bias), with_discriminator=True
-        )
+        kerasbert.build_transformer_model(config, misshaped, with_discriminator=True)
     with pytest.raises(WeightLoadingError, match="shape mismatch"):
         kerasbert.build_transformer_model(config, DISC, intermediate_size=20)
     with pytest.raises(WeightLoadingError, match="generator_predictions/output_bias"):
         kerasbert.build_transformer_model(config, DISC, with_mlm=True)  # a discriminator's file
     # The mapped model's projection is required.
-    cut = _copy(tmp_path / "c", MAPPED, drop=["electra.embeddings_project.weight"])
+    projection = ["electra.embeddings_project.weight"]
+    cut = rewritten_safetensors(MAPPED / "model.safetensors", tmp_path / "c", drop=projection)
     with pytest.raises(WeightLoadingError, match="electra/embeddings_project/kernel"):
         kerasbert.build_transformer_model(MAPPED / "config.json", cut)
     # A config with more layers than the checkpoint, and one with fewer.
@@ -412,7 +402,6 @@ def test_missing_misshaped_and_misfit_variables_are_named(tmp_path):
 
 # -- training options -----------------------------------------------------------------------------
 def test_mixed_precision_and_gradient_checkpointing():
-    import jax
 
     g = goldens(MAPPED)
     inputs = [g["token_ids"], g["segment_ids"]]
@@ -435,20 +424,7 @@ def test_mixed_precision_and_gradient_checkpointing():
         plain.predict(inputs, verbose=0), remat.predict(inputs, verbose=0)
     )
 
-    def grads(model):
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        def loss(trainable):
-            out, _ = model.stateless_call(trainable, non_trainable, inputs)
-            return keras.ops.sum(keras.ops.tanh(out[..., 0]) * keras.ops.convert_to_tensor(mask))
-
-        return jax.jit(jax.value_and_grad(loss))(trainable)
-
-    (loss_a, grads_a), (loss_b, grads_b) = grads(plain), grads(remat)
-    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-6)
-    for a, b in zip(grads_a, grads_b, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+    assert_same_loss_and_gradients(plain, remat, inputs, mask[..., None])
 
 
 def test_layout_map_covers_every_weight():

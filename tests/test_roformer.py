@@ -11,7 +11,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import FIXTURES, goldens
+from conftest import (
+    FIXTURES,
+    assert_cached_decoding_equals_full,
+    assert_same_loss_and_gradients,
+    goldens,
+    rewritten_safetensors,
+)
 from safetensors.numpy import load_file, save_file
 
 import kerasbert
@@ -21,7 +27,7 @@ from kerasbert.convert import convert, load_model
 from kerasbert.errors import ConfigError, ModelTypeError, WeightLoadingError
 from kerasbert.families import checkpoint_candidates, detect_checkpoint
 from kerasbert.layers import RotaryMultiHeadAttention, SinusoidalPositionEmbedding
-from kerasbert.models import IncrementalModel, RoFormer, resolve_model
+from kerasbert.models import RoFormer, resolve_model
 
 ATOL = 1e-5
 ROOT = FIXTURES / "roformer_tiny"
@@ -278,27 +284,19 @@ def test_convert_keeps_bert4keras_gelu(tmp_path):
 
 
 # -- loading errors (those of the BERT loader) ----------------------------------------------------
-def _copy(tmp_path, drop=(), change=None):
-    tmp_path.mkdir()
-    tensors = load_file(BASE / "model.safetensors")
-    for name in drop:
-        del tensors[name]
-    tensors.update(change or {})
-    save_file(tensors, tmp_path / "model.safetensors")
-    return tmp_path / "model.safetensors"
-
-
 def test_missing_misshaped_and_misfit_variables_are_named(tmp_path):
     config = BASE / "config.json"
-    missing = _copy(tmp_path / "a", drop=["roformer.encoder.layer.1.attention.self.key.weight"])
+    source = BASE / "model.safetensors"
+    key = "roformer.encoder.layer.1.attention.self.key.weight"
+    missing = rewritten_safetensors(source, tmp_path / "a", drop=[key])
     with pytest.raises(WeightLoadingError) as info:
         kerasbert.build_transformer_model(config, missing)
     assert "bert/encoder/layer_1/attention/self/key/kernel" in str(info.value)
     assert "nearest names" in str(info.value)
     bias = {"cls.predictions.transform.dense.bias": np.zeros(5, "float32")}
+    misshaped = rewritten_safetensors(source, tmp_path / "b", change=bias)
     with pytest.raises(WeightLoadingError, match=r"transform/dense/bias.*\(5,\).*\(32,\)"):
-        kerasbert.build_transformer_model(config, _copy(tmp_path / "b", change=bias),
-                                          with_mlm=True)  # fmt: skip
+        kerasbert.build_transformer_model(config, misshaped, with_mlm=True)
     with pytest.raises(WeightLoadingError, match="shape mismatch"):
         kerasbert.build_transformer_model(config, BASE, intermediate_size=24)
     # A checkpoint with an absolute position table is BERT's, not RoFormer's.
@@ -314,7 +312,6 @@ def test_missing_misshaped_and_misfit_variables_are_named(tmp_path):
 
 # -- training options -----------------------------------------------------------------------------
 def test_mixed_precision_and_gradient_checkpointing_smoke(hf_builders):
-    import jax
 
     g = goldens(BASE)
     inputs = [g["token_ids"], g["segment_ids"]]
@@ -333,20 +330,7 @@ def test_mixed_precision_and_gradient_checkpointing_smoke(hf_builders):
                                               gradient_checkpointing=True)  # fmt: skip
     assert len(remat.remat_blocks()) == 2
 
-    def grads(model):
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        def loss(trainable):
-            out, _ = model.stateless_call(trainable, non_trainable, inputs)
-            return keras.ops.sum(keras.ops.tanh(out) * keras.ops.convert_to_tensor(mask)[..., None])
-
-        return jax.jit(jax.value_and_grad(loss))(trainable)
-
-    (loss_a, grads_a), (loss_b, grads_b) = grads(plain), grads(remat)
-    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-6)
-    for a, b in zip(grads_a, grads_b, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+    assert_same_loss_and_gradients(plain, remat, inputs, mask[..., None])
 
 
 # -- language models and cached decoding ----------------------------------------------------------
@@ -356,19 +340,7 @@ def test_cached_decoding_equals_full_recompute(application):
     builder = kerasbert.build_transformer_model(
         MAPPED, MAPPED, application=application, with_mlm="linear", return_keras_model=False
     )
-    rng = np.random.default_rng(5)
-    ids = rng.integers(5, 100, size=(2, 40)).astype("int32")
-    segments = np.zeros_like(ids)
-    if application == "unilm":
-        segments[:, 6:] = 1
-    full = builder.model.predict([ids, segments], verbose=0)
-    step = IncrementalModel(builder, max_length=40)
-    outputs, cache = step(ids[:, :6], segments[:, :6])
-    pieces = [outputs]
-    for start, end in [(6, 7), (7, 8), (8, 40)]:  # widths 1, 1, 32
-        outputs, cache = step(ids[:, start:end], segments[:, start:end], cache)
-        pieces.append(outputs)
-    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-4, rtol=1e-5)
+    assert_cached_decoding_equals_full(builder, vocab_size=100, seed=5)
 
 
 def test_a_roformer_index_entry_builds_without_model(tmp_path, monkeypatch):

@@ -80,7 +80,7 @@ class BERT(Transformer):
     default_name = "bert"
     # Positions are a learned table of max_position rows: inputs may not be longer.
     learned_positions = True
-    dense_bias = True  # the transformer blocks' projections have biases (RoFormer v2: none)
+    dense_bias = True  # the encoder's projections have biases (RoFormer v2's have none)
 
     def __init__(
         self,
@@ -122,9 +122,17 @@ class BERT(Transformer):
         return inputs + self.additional_input_layers
 
     def apply_embeddings(self, inputs):
-        token_ids = inputs[0]
+        x = self.apply_token_embeddings(inputs)
+        x = self.apply_position_embedding(x)
+        x = self.apply_norm(x, "Embedding-Norm")
+        x = self.apply(x, Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
+        return self.apply_embedding_mapping(x)
+
+    def apply_token_embeddings(self, inputs):
+        """``Embedding-Token`` of the token ids, plus ``Embedding-Segment`` of the segment
+        ids when the model has segments (``Embedding-Token-Segment``)."""
         x = self.apply(
-            token_ids,
+            inputs[0],
             Embedding,
             input_dim=self.vocab_size,
             output_dim=self.embedding_size,
@@ -142,18 +150,20 @@ class BERT(Transformer):
                 name="Embedding-Segment",
             )
             x = self.apply([x, s], Add, name="Embedding-Token-Segment")
-        x = self.apply_position_embedding(x)
-        x = self.apply_norm(x, "Embedding-Norm")
-        x = self.apply(x, Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
-        if self.uses_embedding_mapping():
-            x = self.apply(
-                x,
-                Dense,
-                units=self.hidden_size,
-                kernel_initializer=self.initializer,
-                name="Embedding-Mapping",
-            )
         return x
+
+    def apply_embedding_mapping(self, x):
+        """``Embedding-Mapping`` to the hidden size, when the embedding size differs."""
+        if not self.uses_embedding_mapping():
+            return x
+        return self.apply(
+            x,
+            Dense,
+            units=self.hidden_size,
+            use_bias=self.dense_bias,
+            kernel_initializer=self.initializer,
+            name="Embedding-Mapping",
+        )
 
     def uses_embedding_mapping(self):
         """BERT projects embeddings to the hidden size only when their sizes differ."""

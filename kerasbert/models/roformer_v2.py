@@ -3,7 +3,7 @@
 import keras
 
 from kerasbert.errors import ConfigError
-from kerasbert.layers import Add, Dense, Dropout, Embedding, LayerNormalization
+from kerasbert.layers import Dense, Dropout, Embedding, LayerNormalization
 from kerasbert.models.bert import HEAD_DTYPE
 from kerasbert.models.roformer import RoFormer
 
@@ -56,38 +56,12 @@ class RoFormerV2(RoFormer):
             )
 
     def apply_embeddings(self, inputs):
-        x = self.apply(
-            inputs[0],
-            Embedding,
-            input_dim=self.vocab_size,
-            output_dim=self.embedding_size,
-            embeddings_initializer=self.initializer,
-            mask_zero=True,
-            name="Embedding-Token",
-        )
-        if self.segment_vocab_size > 0:
-            s = self.apply(
-                inputs[1],
-                Embedding,
-                input_dim=self.segment_vocab_size,
-                output_dim=self.embedding_size,
-                embeddings_initializer=self.initializer,
-                name="Embedding-Segment",
-            )
-            x = self.apply([x, s], Add, name="Embedding-Token-Segment")
+        # No learned positions (rotary); dropout comes before the norm, as in bert4keras.
+        x = self.apply_token_embeddings(inputs)
         x = self.apply_position_embedding(x)
         x = self.apply(x, Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
         x = self.apply_norm(x, "Embedding-Norm")
-        if self.uses_embedding_mapping():
-            x = self.apply(
-                x,
-                Dense,
-                units=self.hidden_size,
-                use_bias=False,
-                kernel_initializer=self.initializer,
-                name="Embedding-Mapping",
-            )
-        return x
+        return self.apply_embedding_mapping(x)
 
     def apply_norm(self, x, name):
         return self.apply(
