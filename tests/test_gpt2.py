@@ -312,21 +312,22 @@ def test_cached_decoding_equals_full_recompute():
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5, rtol=1e-5)
 
 
-def test_greedy_generation_with_the_cache():
-    """Greedy decoding over the cached step: each token is the argmax of a full recompute
-    of the prefix."""
+def test_greedy_generation_with_the_cache_equals_hf_generate(g):
+    """Greedy decoding over the cached step gives HF generate's tokens (goldens), each the
+    argmax of a full recompute of the prefix too."""
     builder = kerasbert.build_transformer_model(*FORMATS["hf"], return_keras_model=False)
     step = IncrementalModel(builder)
-    prompt = np.array([[5, 17, 42]], "int32")
+    prompt = g["token_ids"][:1, : int(g["lengths"][0])]
     probas, cache = step(prompt)
     sequence = list(prompt[0])
-    for _ in range(8):
+    for _ in range(len(g["greedy_tokens"])):
         token = int(np.argmax(probas[0, -1]))
         full = builder.model.predict(np.array([sequence]), verbose=0)
         assert token == int(np.argmax(full[0, -1]))
         sequence.append(token)
         probas, cache = step(np.array([[token]]), cache=cache)
-    assert len(sequence) == 11
+    assert sequence[len(prompt[0]) :] == g["greedy_tokens"].tolist()
+    assert step.num_compilations <= 2  # the prompt's width and width 1
 
 
 # -- the byte-level BPE tokenizer -----------------------------------------------------------------

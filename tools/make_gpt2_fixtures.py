@@ -34,7 +34,8 @@ Everything goes to ``tests/fixtures/gpt2_tiny/``:
   fixes 1e-5);
 - ``goldens.npz``: ``token_ids`` (3 rows of lengths 12, 9 and 5, right-padded with id 0, no
   real token 0), ``lengths``, HF's ``logits`` and last hidden state (after ``ln_f``), float32,
-  in eval mode with the attention mask;
+  in eval mode with the attention mask; ``greedy_tokens``: the 20 tokens HF's ``generate``
+  (greedy) adds after the first row's 12 ids (``min_new_tokens`` keeps it from stopping);
 - ``hf_loads.json``: kerasbert (its own venv) converts ``bert4keras/`` and ``openai/`` to
   safetensors; HF's ``GPT2LMHeadModel.from_pretrained`` loads each with no missing or
   unexpected keys, every parameter equal to the reference, and the goldens' logits.
@@ -71,6 +72,7 @@ MODEL_VOCAB = 100  # the model's (its own tiny vocabulary keeps three copies und
 SEED = 1919
 LENGTHS = (12, 9, 5)
 PAD = 0
+GREEDY_TOKENS = 20
 
 CORPUS = [
     "Hello world! This is a tiny corpus for GPT-2's byte-level BPE.",
@@ -393,8 +395,17 @@ def main() -> None:
         out = model(torch.from_numpy(ids).long(), attention_mask=mask, output_hidden_states=True)
     logits = out.logits.numpy().astype(np.float32)
     hidden = out.hidden_states[-1].numpy().astype(np.float32)
+    # HF's greedy generation (no sampling) from the first row's prompt: 20 new tokens, none of
+    # them id 0 (which kerasbert, as bert4keras, would mask as padding).
+    prompt = torch.from_numpy(ids[:1, : LENGTHS[0]]).long()
+    with torch.no_grad():
+        generated = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                   max_new_tokens=GREEDY_TOKENS, min_new_tokens=GREEDY_TOKENS,
+                                   pad_token_id=config.eos_token_id)  # fmt: skip
+    greedy = generated[0, LENGTHS[0] :].numpy().astype(np.int32)
+    assert len(greedy) == GREEDY_TOKENS and 0 not in greedy.tolist(), greedy
     np.savez_compressed(OUT / "goldens.npz", token_ids=ids, lengths=lengths, logits=logits,
-                        last_hidden_state=hidden)  # fmt: skip
+                        last_hidden_state=hidden, greedy_tokens=greedy)  # fmt: skip
     check_hf_loads(model, ids, mask, logits)
 
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
