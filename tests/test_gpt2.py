@@ -330,6 +330,23 @@ def test_greedy_generation_with_the_cache_equals_hf_generate(g):
     assert step.num_compilations <= 2  # the prompt's width and width 1
 
 
+def test_a_bert4keras_style_decoder_generates_hf_greedy_tokens(g):
+    """bert4keras's GPT-2 scripts: an AutoRegressiveDecoder over ``last_token(model)``."""
+    from kerasbert.snippets import AutoRegressiveDecoder
+
+    model = kerasbert.build_transformer_model(*FORMATS["hf"])
+
+    class Continuation(AutoRegressiveDecoder):
+        @AutoRegressiveDecoder.wraps(default_rtype="probas")
+        def predict(self, inputs, output_ids, states):
+            token_ids = np.concatenate([inputs[0], output_ids], 1)
+            return self.last_token(model).predict(token_ids, verbose=0)
+
+    decoder = Continuation(start_id=None, end_id=None, maxlen=len(g["greedy_tokens"]))
+    prompt = g["token_ids"][0, : int(g["lengths"][0])]
+    assert [int(t) for t in decoder.beam_search([prompt], topk=1)] == g["greedy_tokens"].tolist()
+
+
 # -- the byte-level BPE tokenizer -----------------------------------------------------------------
 CORPUS_LINES = (ROOT / "corpus.txt").read_text(encoding="utf-8").split("\n")[:-1]
 
