@@ -67,6 +67,8 @@ def test_bert4keras_api(t5, albert):
 def test_bad_files_are_kerasbert_errors(tmp_path):
     with pytest.raises(KerasBertError, match="does not exist"):
         SpTokenizer(tmp_path / "missing.model")
+    with pytest.raises(KerasBertError, match="is a folder"):
+        SpTokenizer(ROOT)
     broken = tmp_path / "broken.model"
     broken.write_bytes((ROOT / "t5.model").read_bytes()[:1000])
     with pytest.raises(KerasBertError, match="not a SentencePiece model"):

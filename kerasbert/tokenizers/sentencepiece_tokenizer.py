@@ -56,6 +56,11 @@ def _load_processor(path):
             "SpTokenizer needs the sentencepiece package: pip install 'kerasbert[sentencepiece]'."
         ) from error
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise KerasBertError(
+            f"{path!r} is a folder: pass the SentencePiece model file inside it (spiece.model, "
+            "30k-clean.model, ...)."
+        )
     if not os.path.isfile(path):
         raise KerasBertError(
             f"SentencePiece model {path!r} does not exist (or is not a file): pass the path "
