@@ -327,6 +327,8 @@ class BERT(Transformer):
     # The first component of the encoder's canonical names: Google's "bert"; a family whose
     # original checkpoints scope the same layout otherwise (ELECTRA's "electra") sets its own.
     checkpoint_scope = "bert"
+    # The component after the scope that holds the blocks (GPT's converted names: "transformer").
+    block_scope = "encoder"
     block_checkpoint_names = BERT_BLOCK_NAMES
 
     def variable_mapping(self):
@@ -346,6 +348,12 @@ class BERT(Transformer):
             "MLM-Norm": layer_norm("cls/predictions/transform/LayerNorm"),
             "MLM-Bias": {"bias": ("cls/predictions/output_bias", "vocab")},
         }
+        mapping.update(self.block_mappings())
+        return mapping
+
+    def block_mappings(self):
+        """The mapping entries of every transformer block."""
+        mapping = {}
         for layer_prefix, checkpoint_prefix in self.block_checkpoint_prefixes():
             mapping.update(
                 block_mapping(layer_prefix, checkpoint_prefix, self.block_checkpoint_names)
@@ -354,12 +362,13 @@ class BERT(Transformer):
 
     def block_checkpoint_pattern(self):
         # Weights only (kernel, bias, gamma, beta): optimizer slots (.../adam_m) are no block.
-        return rf"^{self.checkpoint_scope}/encoder/layer_\d+/.*/(kernel|bias|gamma|beta)$"
+        scope = f"{self.checkpoint_scope}/{self.block_scope}"
+        return rf"^{scope}/layer_\d+/.*/(kernel|bias|gamma|beta)$"
 
     def block_checkpoint_prefixes(self):
         """``(layer name prefix, checkpoint name prefix)`` of every transformer block."""
         return [
-            (self.block_name(i), f"{self.checkpoint_scope}/encoder/layer_{i}/")
+            (self.block_name(i), f"{self.checkpoint_scope}/{self.block_scope}/layer_{i}/")
             for i in range(self.num_hidden_layers)
         ]
 

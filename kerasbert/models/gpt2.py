@@ -4,7 +4,7 @@ import keras
 
 from kerasbert.errors import ConfigError, ModelTypeError
 from kerasbert.layers import Add, Dense, Dropout, Embedding, FeedForward, MultiHeadAttention
-from kerasbert.models.bert import BERT, HEAD_DTYPE, block_mapping, dense, layer_norm
+from kerasbert.models.bert import BERT, HEAD_DTYPE, dense, layer_norm
 
 # bert4keras's GPT2.variable_mapping: BERT's names with bert/ -> gpt/, encoder ->
 # transformer and output/LayerNorm -> input/LayerNorm (the norms come before their sublayer).
@@ -60,6 +60,7 @@ class GPT2(BERT):
     default_name = "gpt2"
     pre_norm = True  # for kerasbert.models.IncrementalModel: norms before each sublayer
     checkpoint_scope = "gpt"
+    block_scope = "transformer"
     block_checkpoint_names = GPT2_BLOCK_NAMES
 
     def __init__(
@@ -168,17 +169,5 @@ class GPT2(BERT):
             "Embedding-Mapping": dense("gpt/transformer/embedding_hidden_mapping_in"),
             "Output-Norm": layer_norm("gpt/output/LayerNorm"),
         }
-        for layer_prefix, checkpoint_prefix in self.block_checkpoint_prefixes():
-            mapping.update(
-                block_mapping(layer_prefix, checkpoint_prefix, self.block_checkpoint_names)
-            )
+        mapping.update(self.block_mappings())
         return mapping
-
-    def block_checkpoint_pattern(self):
-        return r"^gpt/transformer/layer_\d+/.*/(kernel|bias|gamma|beta)$"
-
-    def block_checkpoint_prefixes(self):
-        return [
-            (self.block_name(i), f"gpt/transformer/layer_{i}/")
-            for i in range(self.num_hidden_layers)
-        ]
