@@ -56,8 +56,13 @@ def normalize_activation(name, google_format, google_gelu="gelu_tanh"):
     'gelu_tanh'
     >>> normalize_activation("gelu", google_format=False)
     'gelu_erf'
+    >>> normalize_activation(["gelu", "linear"], google_format=True)
+    ['gelu_tanh', 'linear']
     """
     table = dict(_GOOGLE_ACTIVATIONS, gelu=google_gelu) if google_format else _HF_ACTIVATIONS
+    if isinstance(name, (list, tuple)) and name:
+        # bert4keras's gated feed-forward (T5 v1.1: ["gelu", "linear"]): one per branch.
+        return [normalize_activation(n, google_format, google_gelu) for n in name]
     if not isinstance(name, str) or name not in table:
         raise ConfigError(
             f"Unsupported hidden_act {name!r}; expected one of {sorted(table)}. "

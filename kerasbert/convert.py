@@ -202,12 +202,16 @@ def load_model(path, config=None, model=None, **build_kwargs):
 
 
 def _hf_activation(name):
+    if isinstance(name, list):  # a gated feed-forward's branches
+        return [_hf_activation(n) for n in name]
     return {"gelu_erf": "gelu", "gelu_tanh": "gelu_new"}.get(name, name)
 
 
 def _google_activation(name, google_gelu="gelu_tanh"):
     """``hidden_act`` for a config without ``model_type``, read back by
     :func:`kerasbert.config.normalize_activation` with the family's ``google_gelu``."""
+    if isinstance(name, list):
+        return [_google_activation(n, google_gelu) for n in name]
     return "gelu" if name == google_gelu else name
 
 
@@ -270,8 +274,13 @@ def output_config(raw, normalized, family, arrays, style, family_values=None):
     out = {k: v for k, v in raw.items() if k not in _DERIVED_KEYS}
     out.update(values)
     out["hidden_act"] = _hf_activation(normalized["hidden_act"])
+    if family.hf_activation is not None:  # T5's feed_forward_proj says it instead
+        del out["hidden_act"]
+        out.update(family.hf_activation(normalized["hidden_act"]))
     out["layer_norm_eps"] = normalized["layer_norm_eps"]
-    out["model_type"] = family.model_types[0]
+    # mT5's own model_type where the source says it ("mt5"); the family's first otherwise.
+    kept = raw.get("model_type") in family.model_types
+    out["model_type"] = raw["model_type"] if kept else family.model_types[0]
     out["architectures"] = [family.hf_architecture(arrays)]
     return families.write_family_config(out, family)  # GPT-2's n_embd, n_layer, ...
 

@@ -58,6 +58,7 @@ REQUIRED_FIELDS = {
 }
 OPTIONAL_FIELDS = {
     "embedding_size": (int, "an integer"),
+    "head_size": (int, "an integer"),  # where heads * head_size != hidden (T5's d_kv)
     "merges": (str, "a file name"),  # a byte-level BPE's merges.txt, beside its vocab.json
     "pip_package": (str, "a string"),
     "pip_module": (str, "a string"),
@@ -302,10 +303,12 @@ def validate_entry(name, entry):
             _fail(name, field, f"{entry[field]!r} is not one of {list(allowed)}.")
     if "pooling" in entry and entry["pooling"] not in POOLINGS:
         _fail(name, "pooling", f"{entry['pooling']!r} is not one of {list(POOLINGS)}.")
-    for field in ("layers", "hidden", "heads", "parameters", "embedding_size", "max_seq_len"):
+    sizes = ("layers", "hidden", "heads", "parameters", "embedding_size", "head_size",
+             "max_seq_len")  # fmt: skip
+    for field in sizes:
         if field in entry and entry[field] <= 0:
             _fail(name, field, f"must be positive, got {entry[field]}.")
-    if entry["hidden"] % entry["heads"]:
+    if "head_size" not in entry and entry["hidden"] % entry["heads"]:
         _fail(name, "heads", f"{entry['heads']} heads do not divide hidden={entry['hidden']}.")
     family = families.get(entry["family"])
     for field in family.index_fields:

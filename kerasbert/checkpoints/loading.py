@@ -4,7 +4,8 @@ A variable mapping is data: ``{layer name: {variable path in the layer: source}}
 source is a canonical checkpoint name, or ``(name, transform)`` with ``transform`` one of
 
 - ``"T"``: the checkpoint stores the transpose (e.g. ``cls/seq_relationship/output_weights``);
-- ``"vocab"``: rows are token ids, so ``keep_tokens`` / ``compound_tokens`` apply.
+- ``"vocab"``: rows are token ids, so ``keep_tokens`` / ``compound_tokens`` apply;
+- ``"vocab_columns"``: columns are token ids (T5's untied output kernel, ``[hidden, vocab]``).
 
 Loading is all or nothing: every mapped variable is checked (present, right shape), then
 every array is read and checked (its checksum where the format has one, a float dtype for a
@@ -110,6 +111,9 @@ def _expected_shape(shape, transform, keep_tokens, compound_tokens):
     if transform == "vocab" and shape:
         rows = len(keep_tokens) if keep_tokens is not None else shape[0]
         return (rows + len(compound_tokens or ()),) + shape[1:]
+    if transform == "vocab_columns" and len(shape) == 2:
+        columns = len(keep_tokens) if keep_tokens is not None else shape[1]
+        return (shape[0], columns + len(compound_tokens or ()))
     return shape
 
 
@@ -153,6 +157,8 @@ def _plan(model, checkpoint, mapping, keep_tokens, compound_tokens, keep_initial
                 continue
             if transform == "vocab" and checkpoint.shape(name):  # a scalar is a mismatch
                 check_vocab_options(keep_tokens, compound_tokens, checkpoint.shape(name)[0])
+            if transform == "vocab_columns" and len(checkpoint.shape(name)) == 2:
+                check_vocab_options(keep_tokens, compound_tokens, checkpoint.shape(name)[1])
             shape = _expected_shape(checkpoint.shape(name), transform, keep_tokens, compound_tokens)
             if shape != tuple(variable.shape):
                 problems.append(_mismatch(checkpoint, name, shape, variable))
@@ -262,6 +268,8 @@ def load_weights(
                 array = array.T
             elif transform == "vocab":
                 array = _vocab_rows(array, keep_tokens, compound_tokens)
+            elif transform == "vocab_columns":
+                array = _vocab_rows(array.T, keep_tokens, compound_tokens).T
             arrays.append(array.astype(variable.dtype, copy=False))
             bar.update(1)
     for (variable, name, _), array in zip(plan, arrays):

@@ -29,9 +29,11 @@ from kerasbert.families.nezha import NEZHA
 from kerasbert.families.record import Detection, Family, ModelEntry
 from kerasbert.families.roformer import ROFORMER
 from kerasbert.families.roformer_v2 import ROFORMER_V2
+from kerasbert.families.t5 import T5
 
 FAMILIES = {
-    family.name: family for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2, ELECTRA, GPT2)
+    family.name: family
+    for family in (BERT, ALBERT, NEZHA, ROFORMER, ROFORMER_V2, ELECTRA, GPT2, T5)
 }
 DEFAULT = "bert"  # the family of a checkpoint and a config that show none
 

@@ -69,6 +69,10 @@ class Slot:
     def to_stored(self, value):
         return value if self.values is None else self.values[value]
 
+    def example(self):
+        """A canonical value of the slot (for :meth:`NameTable.examples`)."""
+        return "7" if self.values is None else next(iter(self.values))
+
     def to_canonical(self, value):
         if self.values is None:
             return value
@@ -271,8 +275,7 @@ class NameTable:
         for rule in self.rules:
             values = {}
             for name in _PLACEHOLDER.findall(rule.rule.canonical):
-                slot = rule.slots[name]
-                values[name] = "7" if slot.values is None else next(iter(slot.values))
+                values[name] = rule.slots[name].example()
             if rule.rule.split:  # its last part: one past the first, to exercise the split
                 values[rule.rule.split] = list(rule.slots[rule.rule.split].values)[-1]
             names.append(rule.rule.canonical.format(**values))

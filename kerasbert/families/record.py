@@ -99,6 +99,9 @@ class Family:
         google_gelu: what ``"gelu"`` means in a config without ``model_type`` (the original
             code's activation): ``"gelu_tanh"`` for Google's TF code, ``"gelu_erf"`` for
             families trained with bert4keras, whose ``gelu`` is the erf form.
+        hf_activation: for a family whose HF configs name the activation otherwise, a
+            function from kerasbert's ``hidden_act`` to those config entries (T5's
+            ``{"feed_forward_proj": "gated-gelu"}``); None: HF's ``hidden_act``.
         vocab_variable: the canonical name whose rows are the vocabulary.
         sentencepiece: the :class:`kerasbert.tokenizers.SpTokenizer` preset
             (``SpTokenizer.for_<name>``) of the family's SentencePiece vocabularies
@@ -129,6 +132,7 @@ class Family:
     config_constants: dict = field(default_factory=dict)
     tf_files: tuple = ("bert_model.ckpt", "bert_config.json")
     google_gelu: str = "gelu_tanh"
+    hf_activation: object = None
     vocab_variable: str = ""
     sentencepiece: str = ""
     index_fields: tuple = ()

@@ -1,6 +1,7 @@
 """Keras 3 layers of kerasbert; every one is serializable and registered."""
 
 from kerasbert.layers.attention import MultiHeadAttention
+from kerasbert.layers.buckets import RelativePositionBias
 from kerasbert.layers.core import Add, BiasAdd, TokenSlice
 from kerasbert.layers.crf import ConditionalRandomField, CRFFunction
 from kerasbert.layers.dense import Dense
@@ -8,7 +9,13 @@ from kerasbert.layers.dropout import Dropout
 from kerasbert.layers.embeddings import Embedding, PositionEmbedding
 from kerasbert.layers.feedforward import FeedForward
 from kerasbert.layers.loss import Loss
-from kerasbert.layers.masks import CausalAttentionBias, UniLMAttentionBias
+from kerasbert.layers.masks import (
+    CausalAttentionBias,
+    FirstPositionVisible,
+    NonzeroMask,
+    UniLMAttentionBias,
+    ZerosWhereMasked,
+)
 from kerasbert.layers.normalization import LayerNormalization
 from kerasbert.layers.pointers import EfficientGlobalPointer, GlobalPointer
 from kerasbert.layers.pooling import (
@@ -35,6 +42,10 @@ __all__ = [
     "Dense",
     "Dropout",
     "UniLMAttentionBias",
+    "FirstPositionVisible",
+    "NonzeroMask",
+    "RelativePositionBias",
+    "ZerosWhereMasked",
     "Add",
     "BiasAdd",
     "Embedding",

@@ -13,18 +13,28 @@ class FeedForward(keras.layers.Layer):
     The sublayers are named ``intermediate`` and ``output``, matching the checkpoint names
     ``intermediate/dense`` and ``output/dense``.
 
+    A list of activations makes a gated feed-forward (bert4keras's ``FeedForward`` with
+    several activations; T5 v1.1's "gated-gelu"): one inner projection per activation,
+    ``intermediate``, ``intermediate_1``, ..., whose activated outputs are multiplied
+    elementwise before ``output``. T5 v1.1 is ``["gelu_tanh", "linear"]``:
+    ``gelu(x W_0) * (x W_1)``.
+
     Args:
         units: inner (intermediate) size.
         activation: activation of the inner layer: ``"gelu_erf"``, ``"gelu_tanh"``,
-            ``"relu"``, ... (see ``kerasbert.ops.get_activation``).
-        use_bias: whether both projections have biases.
-        kernel_initializer: initializer of both kernels.
+            ``"relu"``, ... (see ``kerasbert.ops.get_activation``), or a list of them
+            (gated).
+        use_bias: whether the projections have biases.
+        kernel_initializer: initializer of the kernels.
 
     Example:
 
     >>> import numpy as np
     >>> FeedForward(16, activation="gelu_tanh")(np.zeros((2, 3, 4), "float32")).shape
     (2, 3, 4)
+    >>> gated = FeedForward(16, activation=["gelu_tanh", "linear"])
+    >>> gated(np.zeros((2, 3, 4), "float32")).shape, [d.name for d in gated.inner_denses]
+    ((2, 3, 4), ['intermediate', 'intermediate_1'])
     """
 
     def __init__(
@@ -41,18 +51,26 @@ class FeedForward(keras.layers.Layer):
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
-        self.intermediate_dense = Dense(
-            units,
-            activation=get_activation(activation),
-            use_bias=use_bias,
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-            name="intermediate",
-        )
+        activations = list(activation) if isinstance(activation, (list, tuple)) else [activation]
+        if not activations:
+            raise ValueError("FeedForward: activation must be a name or a non-empty list.")
+        self.inner_denses = [
+            Dense(
+                units,
+                activation=get_activation(name),
+                use_bias=use_bias,
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name="intermediate" if index == 0 else f"intermediate_{index}",
+            )
+            for index, name in enumerate(activations)
+        ]
+        self.intermediate_dense = self.inner_denses[0]
         self.output_dense = None
 
     def build(self, input_shape):
-        self.intermediate_dense.build(input_shape)
+        for dense in self.inner_denses:
+            dense.build(input_shape)
         self.output_dense = Dense(
             input_shape[-1],
             use_bias=self.use_bias,
@@ -63,7 +81,10 @@ class FeedForward(keras.layers.Layer):
         self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
 
     def call(self, inputs):
-        return self.output_dense(self.intermediate_dense(inputs))
+        x = self.inner_denses[0](inputs)
+        for dense in self.inner_denses[1:]:
+            x = x * dense(inputs)
+        return self.output_dense(x)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -73,7 +94,11 @@ class FeedForward(keras.layers.Layer):
         config.update(
             {
                 "units": self.units,
-                "activation": self.activation,
+                "activation": (
+                    list(self.activation)
+                    if isinstance(self.activation, (list, tuple))
+                    else self.activation
+                ),
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }

@@ -35,6 +35,60 @@ _STEP_NAME = "kerasbert_incremental_step"
 _STEP_IDS = itertools.count()
 
 
+class CompiledSteps:
+    """A function of a model's variables, jitted (JAX) with the variables as arguments, so
+    that its compiled programs depend on the shapes of its other arguments only.
+
+    Args:
+        variables: the model's variables, read afresh on every call (training between
+            calls is seen).
+        function: ``function(*args)`` computed with the layers of the model; under
+            ``keras.StatelessScope`` it reads the variables' values passed in.
+
+    Calling it returns ``(outputs, compiled)``: whether that call compiled a new program.
+    On other backends the function runs eagerly and nothing is counted.
+    """
+
+    def __init__(self, variables, function):
+        self._variables = list(variables)
+        self._inner = function
+        self._name = f"{_STEP_NAME}_{next(_STEP_IDS)}"
+        self._compilations = CompilationCounter(name=self._name)
+        self.function = None
+
+    @property
+    def num_compilations(self):
+        return self._compilations.count
+
+    def _stateless(self, variable_values, *args):
+        import keras
+
+        mapping = list(zip(self._variables, variable_values))
+        with keras.StatelessScope(state_mapping=mapping):
+            return self._inner(*args)
+
+    def __call__(self, *args):
+        import keras
+
+        if keras.backend.backend() != "jax":
+            return self._inner(*args), False
+        if self.function is None:
+            import jax
+
+            stateless = self._stateless
+
+            def step(*arguments):
+                return stateless(*arguments)
+
+            step.__name__ = step.__qualname__ = self._name
+            self.function = jax.jit(step)
+        values = [v.value for v in self._variables]
+        before = self._compilations.count
+        with self._compilations:
+            outputs = self.function(values, *args)
+        return outputs, self._compilations.count > before
+
+
 class IncrementalModel:
     """Run a kerasbert LM / UniLM model chunk by chunk, caching attention keys and values.
 
@@ -100,15 +154,16 @@ class IncrementalModel:
             )
         self.max_length = int(max_length)
         self.widths = make_buckets(self.max_length, start=1)
-        self._variables = list(builder.model.variables)
-        self._name = f"{_STEP_NAME}_{next(_STEP_IDS)}"
-        self._compilations = CompilationCounter(name=self._name)
-        self._function = None
+        self._steps = CompiledSteps(builder.model.variables, self._step)
 
     @property
     def num_compilations(self):
         """The XLA compilations of the step function so far (JAX; 0 on other backends)."""
-        return self._compilations.count
+        return self._steps.num_compilations
+
+    @property
+    def _function(self):  # the jitted step (its executables: ``_function._cache_size()``)
+        return self._steps.function
 
     # -- the step, traced once per (batch, width, first call or not) -----------------------
 
@@ -223,38 +278,14 @@ class IncrementalModel:
             cache["values"].append(ops.zeros(shape + (attention.heads, attention.head_size), dtype))
         return cache
 
-    def _stateless_step(self, variable_values, cache, token_ids, segment_ids, past, count):
-        import keras
-
-        mapping = list(zip(self._variables, variable_values))
-        with keras.StatelessScope(state_mapping=mapping):
-            return self._step(cache, token_ids, segment_ids, past, count)
-
     def _run(self, cache, token_ids, segment_ids, past, count):
-        import keras
-
-        if keras.backend.backend() != "jax":
-            return self._step(cache, token_ids, segment_ids, past, count)
-        if self._function is None:
-            import jax
-
-            function = self._stateless_step
-
-            def step(*args):
-                return function(*args)
-
-            step.__name__ = step.__qualname__ = self._name
-            self._function = jax.jit(step)
-        values = [v.value for v in self._variables]
-        before = self._compilations.count
-        with self._compilations:
-            outputs = self._function(values, cache, token_ids, segment_ids, past, count)
-        if self._compilations.count > before:
+        outputs, compiled = self._steps(cache, token_ids, segment_ids, past, count)
+        if compiled:
             logger.info(
                 "IncrementalModel: compiled a step for batch %d, width %d%s, max_length %d "
                 "(%d compilations so far)", token_ids.shape[0], token_ids.shape[1],
                 " (first chunk)" if cache is None else "", self.max_length,
-                self._compilations.count,
+                self.num_compilations,
             )  # fmt: skip
         return outputs
 

@@ -1,0 +1,211 @@
+"""Cached decoding for T5: the source encoded once, its cross-attention keys and values
+computed once, the decoder's own keys and values kept in a fixed-size cache.
+
+Each decoder step then runs only the new target positions through the decoder's layers
+(the model's own layers and weights), attending to the cached self-attention keys and
+values of the earlier positions and to the source's precomputed ones. Shapes do not depend
+on how many tokens are cached: on JAX a step compiles once per batch size, width and
+source bucket (sources are padded to lengths from ``16, 32, 64, ...``; the padding is
+masked like any other).
+"""
+
+import numpy as np
+from keras import ops
+
+from kerasbert.compilation import bucket_length, make_buckets
+from kerasbert.errors import ConfigError
+from kerasbert.models.decoding import CompiledSteps, logger
+
+
+class T5IncrementalDecoder:
+    """Run a kerasbert T5's decoder token by token over one encoded source batch.
+
+    Args:
+        builder: the T5 builder (``build_transformer_model(..., model="t5.1.1",
+            return_keras_model=False)``).
+        max_length: the most target positions (start token included) a decoding may
+            have; the cache holds that many.
+        max_source_length: the longest source accepted (longer ones are an error).
+
+    ``start(source_ids)`` encodes a batch of sources (``(batch, length)`` ids, 0 = padding)
+    and returns an empty cache; ``step(token_ids, cache)`` processes the next target ids
+    (``(batch, n)``, the first call starting with the start id 0) and returns the
+    decoder's outputs for them (probabilities, or logits with ``with_lm="linear"``) and
+    the updated cache. The cache's arrays have one row per sequence, so a beam search can
+    reorder them (:class:`kerasbert.snippets.AutoRegressiveDecoder` does).
+
+    Example:
+
+    >>> import numpy as np, kerasbert
+    >>> t5 = kerasbert.build_transformer_model(
+    ...     {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 1,
+    ...      "num_attention_heads": 2, "intermediate_size": 16}, model="t5.1.1",
+    ...     return_keras_model=False)
+    >>> decoder = T5IncrementalDecoder(t5, max_length=8)
+    >>> cache = decoder.start(np.array([[5, 6, 7, 1]]))
+    >>> probas, cache = decoder.step(np.array([[0]]), cache)
+    >>> probas, cache = decoder.step(np.array([[4]]), cache)
+    >>> probas.shape, cache["length"]
+    ((1, 1, 20), 2)
+    """
+
+    def __init__(self, builder, max_length=64, max_source_length=512):
+        if getattr(builder, "encoder", None) is None or not hasattr(builder, "num_decoder_layers"):
+            raise ConfigError(
+                "T5IncrementalDecoder needs a built T5 builder (build_transformer_model(..., "
+                "model='t5.1.1', return_keras_model=False))."
+            )
+        for name, value in (("max_length", max_length), ("max_source_length", max_source_length)):
+            if not (isinstance(value, (int, np.integer)) and value > 0):
+                raise ConfigError(
+                    f"T5IncrementalDecoder: {name} must be a positive int, got {value!r}."
+                )
+        self.builder = builder
+        self.layers = {name[len(builder.prefix) :]: layer for name, layer in builder.layers.items()}
+        self.max_length = int(max_length)
+        self.max_source_length = int(max_source_length)
+        self.widths = make_buckets(self.max_length, start=1)
+        self.source_lengths = make_buckets(self.max_source_length, start=16)
+        variables = builder.model.variables
+        self._encode = CompiledSteps(variables, self._encode_source)
+        self._step = CompiledSteps(variables, self._decode_step)
+
+    @property
+    def num_compilations(self):
+        """XLA compilations so far: the source encoding's and the steps' (JAX)."""
+        return self._encode.num_compilations + self._step.num_compilations
+
+    def _blocks(self):
+        return [f"Decoder-Transformer-{i}" for i in range(self.builder.num_decoder_layers)]
+
+    # -- traced functions -----------------------------------------------------------------
+    def _encode_source(self, source_ids):
+        """Encoder states, their mask and every block's cross-attention keys and values."""
+        states = self.builder.encoder(source_ids)
+        mask = source_ids != 0
+        keys, values = [], []
+        for prefix in self._blocks():
+            attention = self.layers[f"{prefix}-MultiHeadCrossAttention"]
+            keys.append(attention._split_heads(attention.key_dense(states), attention.key_size))
+            values.append(
+                attention._split_heads(attention.value_dense(states), attention.head_size)
+            )
+        return {"mask": mask, "cross_keys": keys, "cross_values": values}
+
+    def _decode_step(self, cache, token_ids, past, count):
+        layers = self.layers
+        batch, width = token_ids.shape
+        all_ids = ops.slice_update(cache["token_ids"], (0, past), token_ids)
+        slots = ops.arange(self.max_length, dtype="int32")
+        positions = past + ops.arange(width, dtype="int32")
+        filled = slots[None, :] < past + count
+        key_mask = ops.logical_and(ops.logical_or(all_ids != 0, slots[None, :] == 0), filled)
+        position_layer = layers["Decoder-Embedding-Relative-Position"]
+        self_bias = position_layer.bias(positions, slots, causal=True)
+        cross_bias = None
+        if self.builder.cross_position_bias:
+            source_slots = ops.arange(cache["mask"].shape[1], dtype="int32")
+            cross_bias = position_layer.bias(positions, source_slots)
+
+        x = layers["Embedding-Token"](token_ids)
+        keys, values = [], []
+        for index, prefix in enumerate(self._blocks()):
+            attention = layers[f"{prefix}-MultiHeadSelfAttention"]
+            h = layers[f"{prefix}-MultiHeadSelfAttention-Norm"](x)
+            qw = attention._split_heads(attention.query_dense(h), attention.key_size)
+            kw = attention._split_heads(attention.key_dense(h), attention.key_size)
+            vw = attention._split_heads(attention.value_dense(h), attention.head_size)
+            kw = ops.slice_update(cache["keys"][index], (0, past, 0, 0), kw)
+            vw = ops.slice_update(cache["values"][index], (0, past, 0, 0), vw)
+            keys.append(kw)
+            values.append(vw)
+            o = attention.attend(qw, kw, vw, self_bias, key_mask, 1.0, False)
+            x = x + attention.output_dense(ops.reshape(o, (batch, width, -1)))
+
+            cross = layers[f"{prefix}-MultiHeadCrossAttention"]
+            h = layers[f"{prefix}-MultiHeadCrossAttention-Norm"](x)
+            qw = cross._split_heads(cross.query_dense(h), cross.key_size)
+            o = cross.attend(
+                qw, cache["cross_keys"][index], cache["cross_values"][index], cross_bias,
+                cache["mask"], 1.0, False,
+            )  # fmt: skip
+            x = x + cross.output_dense(ops.reshape(o, (batch, width, -1)))
+            x = x + layers[f"{prefix}-FeedForward"](layers[f"{prefix}-FeedForward-Norm"](x))
+
+        x = layers["Decoder-Output-Norm"](x)
+        if self.builder.with_lm:
+            if "Decoder-Output-Scale" in layers:
+                x = layers["Decoder-Output-Scale"](x)
+            if "Decoder-Output-LM" in layers:
+                x = layers["Decoder-Output-LM"](x)
+            else:
+                x = layers["Embedding-Token"](x, mode="dense")
+            x = layers["Decoder-Output-LM-Activation"](x)
+        new_cache = dict(cache, token_ids=all_ids, keys=keys, values=values)
+        return x, new_cache
+
+    # -- calls ------------------------------------------------------------------------------
+    def start(self, source_ids):
+        """Encode ``source_ids`` ``(batch, length)`` and return an empty decoding cache."""
+        source_ids = np.asarray(source_ids)
+        if source_ids.ndim != 2 or not np.issubdtype(source_ids.dtype, np.integer):
+            raise ConfigError(
+                f"T5IncrementalDecoder.start: source_ids must be integer ids of shape (batch, "
+                f"length), got {source_ids.dtype} {source_ids.shape}."
+            )
+        batch, length = source_ids.shape
+        if length > self.max_source_length:
+            raise ConfigError(
+                f"T5IncrementalDecoder.start: the source has {length} positions, more than "
+                f"max_source_length={self.max_source_length}; truncate it or build the "
+                "decoder with a larger max_source_length."
+            )
+        padded = bucket_length(length, self.source_lengths)
+        ids = np.pad(source_ids.astype("int32"), ((0, 0), (0, padded - length)))
+        cache, compiled = self._encode(ids)
+        if compiled:
+            logger.info("T5IncrementalDecoder: compiled the encoding of batch %d, source %d",
+                        batch, padded)  # fmt: skip
+        shape = (batch, self.max_length)
+        cache["token_ids"] = ops.zeros(shape, "int32")
+        cache["keys"], cache["values"] = [], []
+        for prefix in self._blocks():
+            attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
+            dtype = attention.compute_dtype
+            cache["keys"].append(ops.zeros(shape + (attention.heads, attention.key_size), dtype))
+            cache["values"].append(ops.zeros(shape + (attention.heads, attention.head_size), dtype))
+        cache["length"] = 0
+        return cache
+
+    def step(self, token_ids, cache):
+        """Process the next target ids; returns ``(outputs for them, updated cache)``."""
+        token_ids = np.asarray(token_ids)
+        if token_ids.ndim != 2 or not np.issubdtype(token_ids.dtype, np.integer):
+            raise ConfigError(
+                f"T5IncrementalDecoder.step: token_ids must be integer ids of shape (batch, "
+                f"n), got {token_ids.dtype} {token_ids.shape}."
+            )
+        batch, count = token_ids.shape
+        past = int(cache["length"])
+        if past + count > self.max_length:
+            raise ConfigError(
+                f"T5IncrementalDecoder: {past} cached + {count} new positions exceed "
+                f"max_length={self.max_length}; build it with a larger max_length."
+            )
+        if cache["token_ids"].shape[0] != batch:
+            raise ConfigError(
+                f"T5IncrementalDecoder: the cache has {cache['token_ids'].shape[0]} rows but "
+                f"token_ids has {batch}; select the cache rows that go with the new ids."
+            )
+        width = min(bucket_length(count, self.widths), self.max_length - past)
+        ids = np.pad(token_ids.astype("int32"), ((0, 0), (0, width - count)))
+        arrays = {k: v for k, v in cache.items() if k != "length"}
+        (outputs, new_cache), compiled = self._step(arrays, ids, np.int32(past), np.int32(count))
+        if compiled:
+            logger.info(
+                "T5IncrementalDecoder: compiled a step for batch %d, width %d, source %d "
+                "(%d compilations so far)", batch, width, cache["mask"].shape[1],
+                self.num_compilations,
+            )  # fmt: skip
+        new_cache["length"] = past + count
+        return np.asarray(ops.convert_to_numpy(outputs))[:, :count], new_cache
