@@ -21,7 +21,8 @@ from kerasbert.errors import ConfigError, ModelTypeError, WeightLoadingError
 from kerasbert.families import detect_checkpoint, detect_from_config
 from kerasbert.layers.buckets import relative_position_buckets
 from kerasbert.models.t5 import MT5, T5, T5_1_0
-from kerasbert.models.t5_decoding import T5IncrementalDecoder
+from kerasbert.models.t5_decoding import T5Generator, T5IncrementalDecoder
+from kerasbert.snippets import AutoRegressiveDecoder
 
 ROOT = FIXTURES / "t5_tiny"
 VARIANTS = ["t5.1.0", "t5.1.1", "mt5.1.1"]
@@ -157,31 +158,48 @@ def test_cached_decoding_equals_full_recompute(cross_position_bias):
 
 
 def _greedy(decoder, source, steps):
+    """``steps`` greedy ids (EOS never stops it: every step runs)."""
     cache = decoder.start(source)
-    tokens = np.zeros((len(source), 1), "int32")
-    outputs, cache = decoder.step(tokens, cache)
+    outputs, cache = decoder.step(np.zeros((len(source), 1), "int32"), cache)
     for _ in range(steps):
-        new = outputs[:, -1].argmax(-1)[:, None].astype("int32")
-        tokens = np.concatenate([tokens, new], axis=1)
-        outputs, cache = decoder.step(new, cache)
-    return tokens
+        outputs, cache = decoder.step(outputs[:, -1].argmax(-1)[:, None].astype("int32"), cache)
 
 
 def test_greedy_generation_equals_hf_generate(variant):
-    """HF generate's greedy tokens, 12 new ones per source: up to each row's EOS (HF pads
-    finished rows), and with EOS suppressed (``min_new_tokens``: id 1 never chosen)."""
+    """HF generate's greedy tokens, 12 new ones per source, finished rows padded with 0
+    after EOS; and with EOS suppressed (``min_new_tokens``: id 1 never chosen)."""
     g, t5 = _g(variant), _build(variant)
     decoder = T5IncrementalDecoder(t5, max_length=16)
-    tokens = _greedy(decoder, g["encoder_ids"], steps=12)
-    for row, expected in enumerate(g["greedy_ids"].tolist()):
-        end = expected.index(1) + 1 if 1 in expected else len(expected)
-        assert tokens[row].tolist()[:end] == expected[:end], row
-    if (g["greedy_ids_min"] != g["greedy_ids"]).any():
-        cache = decoder.start(g["encoder_ids"])
-        forced = g["greedy_ids_min"]
-        outputs, _ = decoder.step(forced[:, :-1], cache)
-        outputs[..., 1] = -np.inf  # HF's min_new_tokens: EOS masked for every step
-        assert outputs.argmax(-1).tolist() == forced[:, 1:].tolist()
+    assert decoder.greedy(g["encoder_ids"], 12).tolist() == g["greedy_ids"].tolist()
+    forced = g["greedy_ids_min"]
+    outputs, _ = decoder.step(forced[:, :-1], decoder.start(g["encoder_ids"]))
+    outputs[..., 1] = -np.inf  # HF's min_new_tokens: EOS masked at every step
+    assert outputs.argmax(-1).tolist() == forced[:, 1:].tolist()
+
+
+def test_beam_search_and_sampling_with_the_cache_equal_recomputing():
+    g = _g("t5.1.1")
+    t5 = _build("t5.1.1", with_lm=True)
+
+    class Uncached(AutoRegressiveDecoder):
+        @AutoRegressiveDecoder.wraps(default_rtype="probas")
+        def predict(self, inputs, output_ids, states):
+            return t5.model.predict([inputs[0], output_ids], verbose=0)[:, -1]
+
+    source = [g["encoder_ids"][1, :12]]
+    for topk in (1, 3):
+        expected = Uncached(start_id=0, end_id=1, maxlen=8).beam_search(source, topk=topk)
+        got = T5Generator(t5, maxlen=8).beam_search(source, topk=topk)
+        assert got.tolist() == expected.tolist()
+    for topk, topp in ((5, None), (None, 0.8)):
+        a = Uncached(start_id=0, end_id=1, maxlen=8).random_sample(
+            source, 3, topk=topk, topp=topp, rng=np.random.default_rng(7)
+        )
+        b = T5Generator(t5, maxlen=8).random_sample(
+            source, 3, topk=topk, topp=topp, rng=np.random.default_rng(7))  # fmt: skip
+        assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    with pytest.raises(ConfigError, match="start id"):
+        T5Generator(t5, start_id=None)
 
 
 def test_steps_compile_once_per_batch_width_and_source_bucket(caplog):

@@ -15,6 +15,7 @@ from keras import ops
 from kerasbert.compilation import bucket_length, make_buckets
 from kerasbert.errors import ConfigError
 from kerasbert.models.decoding import CompiledSteps, logger
+from kerasbert.snippets.decoders import AutoRegressiveDecoder
 
 
 class T5IncrementalDecoder:
@@ -209,3 +210,105 @@ class T5IncrementalDecoder:
             )  # fmt: skip
         new_cache["length"] = past + count
         return np.asarray(ops.convert_to_numpy(outputs))[:, :count], new_cache
+
+    def greedy(self, source_ids, max_new_tokens, start_id=0, end_id=1):
+        """Greedy outputs for a batch of sources: ``(batch, 1 + max_new_tokens)`` ids, the
+        start id first; a row that produced ``end_id`` is padded with 0 after it (as HF's
+        ``generate`` returns them).
+
+        Example:
+
+        >>> import numpy as np, kerasbert
+        >>> t5 = kerasbert.build_transformer_model(
+        ...     {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 1,
+        ...      "num_attention_heads": 2, "intermediate_size": 16}, model="t5.1.1",
+        ...     return_keras_model=False)
+        >>> T5IncrementalDecoder(t5, max_length=8).greedy(np.array([[5, 6, 1]]), 4).shape
+        (1, 5)
+        """
+        if not (isinstance(max_new_tokens, (int, np.integer)) and 0 < max_new_tokens
+                < self.max_length):  # fmt: skip
+            raise ConfigError(
+                f"T5IncrementalDecoder.greedy: max_new_tokens must be a positive int below "
+                f"max_length={self.max_length}, got {max_new_tokens!r}."
+            )
+        cache = self.start(source_ids)
+        batch = len(source_ids)
+        tokens = np.full((batch, 1), start_id, "int32")
+        ended = np.zeros(batch, bool)
+        outputs, cache = self.step(tokens, cache)
+        for _ in range(max_new_tokens):
+            new = np.where(ended, 0, outputs[:, -1].argmax(-1)).astype("int32")
+            tokens = np.concatenate([tokens, new[:, None]], axis=1)
+            ended |= new == end_id
+            if ended.all() or tokens.shape[1] > max_new_tokens:
+                break
+            outputs, cache = self.step(new[:, None], cache)
+        return np.pad(tokens, ((0, 0), (0, 1 + max_new_tokens - tokens.shape[1])))
+
+
+class T5Generator(AutoRegressiveDecoder):
+    """bert4keras's decoder (beam search, top-k / top-p sampling) over T5's cached decoder.
+
+    ``inputs`` of :meth:`beam_search` and :meth:`random_sample` is ``[source_ids]`` of one
+    source (as bert4keras's T5 scripts pass the encoder's ids); the source is encoded once,
+    its cross-attention keys and values computed once, and each step runs the newest id
+    alone. Outputs start with ``start_id`` (T5's decoder start, 0).
+
+    Args:
+        builder: the T5 builder (``return_keras_model=False``); its head may output
+            probabilities (the default) or logits (``with_lm="linear"``).
+        start_id: the decoder's start id (0 in every T5 release).
+        end_id: the id that ends an output (EOS, 1 in every T5 release; None: never).
+        maxlen: the most ids generated.
+        minlen: outputs shorter than this do not end.
+        max_source_length: the longest source accepted.
+
+    Example:
+
+    >>> import numpy as np, kerasbert
+    >>> t5 = kerasbert.build_transformer_model(
+    ...     {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 1,
+    ...      "num_attention_heads": 2, "intermediate_size": 16}, model="t5.1.1",
+    ...     return_keras_model=False)
+    >>> generator = T5Generator(t5, maxlen=6)
+    >>> best = generator.beam_search([np.array([5, 6, 7, 1])], topk=3)
+    >>> int(best[0]), len(best) <= 7
+    (0, True)
+    """
+
+    def __init__(self, builder, start_id=0, end_id=1, maxlen=32, minlen=1,
+                 max_source_length=512):  # fmt: skip
+        if start_id is None:
+            raise ConfigError("T5Generator: T5's decoder needs a start id (0 in its releases).")
+        if not (isinstance(maxlen, (int, np.integer)) and maxlen > 0):
+            raise ConfigError(f"T5Generator: maxlen must be a positive int, got {maxlen!r}.")
+        super().__init__(start_id=start_id, end_id=end_id, maxlen=maxlen, minlen=minlen)
+        length = bucket_length(maxlen + 1, make_buckets(1 << 20, start=16))
+        key = (length, max_source_length)
+        decoders = builder.__dict__.setdefault("_kerasbert_t5_decoders", {})
+        if key not in decoders:
+            decoders[key] = T5IncrementalDecoder(builder, length, max_source_length)
+        self.decoder = decoders[key]
+        self.outputs_logits = builder.with_lm == "linear"
+
+    def _next_scores(self, inputs, output_ids, states):
+        if states is None:
+            states, ids = self.decoder.start(inputs[0]), output_ids
+        else:
+            ids = output_ids[:, -1:]
+        outputs, cache = self.decoder.step(ids, states)
+        return outputs[:, -1], cache
+
+    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+    def _predict_probas(self, inputs, output_ids, states):
+        return self._next_scores(inputs, output_ids, states)
+
+    @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
+    def _predict_logits(self, inputs, output_ids, states):
+        return self._next_scores(inputs, output_ids, states)
+
+    def predict(self, inputs, output_ids, states=None, temperature=1, rtype="probas"):
+        """Next-id scores for each row and the updated cache (see ``AutoRegressiveDecoder``)."""
+        predict = self._predict_logits if self.outputs_logits else self._predict_probas
+        return predict(inputs, output_ids, states, temperature, rtype)
