@@ -11,13 +11,15 @@ Megatron-style:
 variables                                          layout
 =================================================  ============================
 attention ``query`` / ``key`` / ``value`` kernels  ``(None, model)``: columns
+  (self-attention, and T5's cross-attention)
 their biases                                       ``(model,)``
 attention ``output`` kernel                        ``(model, None)``: rows
-feed-forward ``intermediate`` kernel               ``(None, model)``: columns
+feed-forward ``intermediate`` kernel(s)            ``(None, model)``: columns
 its bias                                           ``(model,)``
 feed-forward ``output`` kernel                     ``(model, None)``: rows
 ``Embedding-Token`` table                          ``(model, None)``: vocab rows
 ``MLM-Bias``                                       ``(model,)``
+T5's untied ``Decoder-Output-LM`` kernel           ``(None, model)``: vocab columns
 every other variable                               replicated
 =================================================  ============================
 
@@ -47,13 +49,14 @@ _PREFIX = r"(?:.*/)?(?:[^/]*-)?"
 # Block names of every family: ``Transformer-3`` (BERT, NEZHA, unshared ALBERT),
 # ``Transformer`` (shared ALBERT), ``Transformer-Group1-Inner0``, ``Transformer-2-Inner1``.
 _BLOCK = _PREFIX + r"Transformer(?:-[^/]+)?"
-_ATTENTION = _BLOCK + r"-MultiHeadSelfAttention/"
+_ATTENTION = _BLOCK + r"-MultiHead(?:Self|Cross)Attention/"  # cross: T5's decoder
 _FEED_FORWARD = _BLOCK + r"-FeedForward/"
 
 # The 2-D variables that stay replicated; listing them makes the map describe every
 # kernel of a kerasbert model, so a layer added later without a rule is easy to spot.
 _REPLICATED_2D = (
     _PREFIX + r"Embedding-(?:Segment|Position)/embeddings",
+    _PREFIX + r"(?:Encoder-|Decoder-)?Embedding-Relative-Position/embeddings",  # T5's biases
     _PREFIX + r"(?:Embedding-Mapping|Output-Mapping|Pooler-Dense|NSP-Proba|MLM-Dense)/kernel",
     _PREFIX + r"Discriminator-(?:Dense|Prediction)/kernel",  # ELECTRA's head
     # conditional layer normalization's projections (bert4keras's layer_norm_cond)
@@ -159,13 +162,16 @@ def get_layout_map(
     if embedding_axis == "vocab":
         layout_map[_PREFIX + r"Embedding-Token/embeddings"] = (m, d)
         layout_map[_PREFIX + r"MLM-Bias/bias"] = (m,)
+        layout_map[_PREFIX + r"Decoder-Output-LM/kernel"] = (d, m)  # T5's untied head
     else:
         layout_map[_PREFIX + r"Embedding-Token/embeddings"] = (d, m)
+        layout_map[_PREFIX + r"Decoder-Output-LM/kernel"] = (m, d)
     layout_map[_ATTENTION + r"(?:query|key|value)/kernel"] = (d, m)
     layout_map[_ATTENTION + r"(?:query|key|value)/bias"] = (m,)
     layout_map[_ATTENTION + r"output/kernel"] = (m, d)
-    layout_map[_FEED_FORWARD + r"intermediate/kernel"] = (d, m)
-    layout_map[_FEED_FORWARD + r"intermediate/bias"] = (m,)
+    # intermediate_1, ...: the other branches of a gated feed-forward (T5 1.1)
+    layout_map[_FEED_FORWARD + r"intermediate(?:_\d+)?/kernel"] = (d, m)
+    layout_map[_FEED_FORWARD + r"intermediate(?:_\d+)?/bias"] = (m,)
     layout_map[_FEED_FORWARD + r"output/kernel"] = (m, d)
     for pattern in _REPLICATED_2D:
         layout_map[pattern] = (None, None)

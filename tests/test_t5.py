@@ -6,6 +6,7 @@ mixed precision and the layout map."""
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import keras
@@ -378,6 +379,16 @@ def test_layout_map_covers_every_kernel():
                                          keras.distribution.list_devices()[:1])  # fmt: skip
     layout_map = get_layout_map(mesh)
     model = _build("t5.1.1").model
+    kernels = [v.path for v in model.variables if len(v.shape) >= 2]
+    matches = {p: [k for k in layout_map if re.fullmatch(k, p)] for p in kernels}
+    assert all(len(keys) == 1 for keys in matches.values()), matches
+    # shared embedding, 2 bias tables, the head; per encoder block q k v o + 3 FFN kernels,
+    # per decoder block 8 attention + 3 FFN kernels
+    assert len(kernels) == 4 + 2 * 7 + 2 * 11
+    sharded = {p: layout_map[keys[0]].axes for p, keys in matches.items()}
+    assert sharded["Decoder-Transformer-1-MultiHeadCrossAttention/key/kernel"] == (None, "model")
+    assert sharded["Encoder-Transformer-0-FeedForward/intermediate_1/kernel"] == (None, "model")
+    assert sharded["Decoder-Output-LM/kernel"] == (None, "model")
     check_layout_map(layout_map, model)
 
 
