@@ -281,7 +281,7 @@ def output_config(raw, normalized, family, arrays, style, family_values=None):
     # mT5's own model_type where the source says it ("mt5"); the family's first otherwise.
     kept = raw.get("model_type") in family.model_types
     out["model_type"] = raw["model_type"] if kept else family.model_types[0]
-    out["architectures"] = [family.hf_architecture(arrays)]
+    out["architectures"] = [family.hf_architecture(arrays, out["model_type"])]
     return families.write_family_config(out, family)  # GPT-2's n_embd, n_layer, ...
 
 

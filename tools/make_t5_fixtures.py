@@ -87,6 +87,9 @@ the logits equal the head applied to ``decoder_states``; an independent float64 
 pass from the TF-named arrays (RMS norm, no attention scaling, the bucket tables above, relu or
 tanh-GELU gating, the tied rescale) reproduces ``encoder_states``, ``decoder_states`` and
 ``decoder_logits``. ``tests/fixtures/t5_tiny/versions.json`` records the library versions.
+Last, tools/verify_t5_hf_loads.py (this venv, plus kerasbert's: ``KERASBERT_PYTHON``, default
+``.venv/bin/python``) converts each ``tf/model.ckpt`` with kerasbert to safetensors and checks
+that transformers' own classes load it: ``tests/fixtures/t5_tiny/hf_loads.json``.
 The output is deterministic (fixed seeds); rerunning rewrites the same files.
 """
 
@@ -98,6 +101,7 @@ import math
 import os
 import platform
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -632,6 +636,9 @@ def main() -> None:
         "safetensors": safetensors.__version__,
         "numpy": np.__version__,
     })  # fmt: skip
+    # kerasbert's conversions of the TF checkpoints, loaded by transformers (hf_loads.json).
+    verify = REPO_ROOT / "tools" / "verify_t5_hf_loads.py"
+    subprocess.run([sys.executable, str(verify)], check=True, cwd=REPO_ROOT)
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"{OUT.relative_to(REPO_ROOT)}: {total} bytes")
     print(json.dumps(report, indent=1, sort_keys=True))

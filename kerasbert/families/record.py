@@ -78,6 +78,8 @@ class Family:
         model_types: HF ``model_type`` values of the family; the first is written.
         hf_prefix: the module prefix of HF names (``"bert."``).
         hf_class: the HF class-name stem (``"Bert"`` -> ``BertForPreTraining``).
+        hf_classes: ``{model_type: class-name stem}`` for the ``model_types`` whose HF
+            classes have another stem (mT5's ``"mt5"``: ``MT5ForConditionalGeneration``).
         names: format -> :class:`~kerasbert.families.naming.NameTable` for formats whose
             names differ from the canonical ones (``"hf"`` for torch / safetensors,
             ``"hf_tf"`` for ``tf_model.h5``); a format not listed stores canonical names.
@@ -123,6 +125,7 @@ class Family:
     model_types: tuple = ()
     hf_prefix: str = ""
     hf_class: str = ""
+    hf_classes: dict = field(default_factory=dict)
     names: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)
     hf_architectures: tuple = ()
@@ -152,10 +155,12 @@ class Family:
         names = set(names)
         return {option: bool(set(sources) & names) for option, sources in self.heads.items()}
 
-    def hf_architecture(self, names):
-        """The HF class for a checkpoint with these canonical names (``BertForMaskedLM``)."""
+    def hf_architecture(self, names, model_type=None):
+        """The HF class for a checkpoint with these canonical names (``BertForMaskedLM``),
+        written under ``model_type`` (default: the family's first)."""
+        stem = self.hf_classes.get(model_type, self.hf_class)
         present = {option for option, shown in self.heads_in(names).items() if shown}
         for heads, suffix in self.hf_architectures:
             if set(heads) <= present:
-                return self.hf_class + suffix
-        return self.hf_class + "Model"
+                return stem + suffix
+        return stem + "Model"

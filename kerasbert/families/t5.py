@@ -142,6 +142,7 @@ T5 = Family(
     model_types=("t5", "mt5"),
     hf_prefix="",
     hf_class="T5",
+    hf_classes={"mt5": "MT5"},
     names={
         "hf": NameTable(HF_RULES, HF_SKIPPED, slots=HF_SLOTS),
         "tensorflow": NameTable(TF_RULES, slots=TF_SLOTS),
