@@ -406,3 +406,56 @@ def test_trains():
     model.fit(x, y, epochs=3, verbose=0)
     assert model.evaluate(x, y, verbose=0) < first
     assert np.abs(keras.ops.convert_to_numpy(encoder_kernel) - before).max() > 0
+
+
+def test_converted_safetensors_are_those_transformers_loaded(tmp_path):
+    """tools/verify_t5_hf_loads.py loaded kerasbert's safetensors (converted from each mesh-TF
+    checkpoint) in T5/MT5ForConditionalGeneration with nothing missing or unexpected, every
+    parameter equal, the goldens' logits and greedy ids, and in T5/MT5EncoderModel with the
+    goldens' states (hf_loads.json); kerasbert must still write exactly those files."""
+    import hashlib
+
+    from safetensors.numpy import load_file
+
+    record = json.loads((ROOT / "hf_loads.json").read_text())
+    assert record["transformers"] == "4.57.6"
+    assert sorted(record["models"]) == sorted(VARIANTS)
+    classes = {"t5.1.0": "T5", "t5.1.1": "T5", "mt5.1.1": "MT5"}
+    for variant in VARIANTS:
+        result = record["models"][variant]
+        assert result["class"] == classes[variant] + "ForConditionalGeneration"
+        assert result["architectures"] == [result["class"]]
+        assert result["loading_info"] == {"missing_keys": [], "unexpected_keys": [],
+                                          "mismatched_keys": []}  # fmt: skip
+        assert result["parameters_equal"] and result["max_abs_logits_diff"] == 0.0
+        assert result["greedy_equal"] == {"greedy_ids": True, "greedy_ids_min": True}
+        encoder = result["encoder_loading_info"]
+        assert result["encoder_class"] == classes[variant] + "EncoderModel"
+        assert encoder["missing_keys"] == [] and encoder["mismatched_keys"] == []
+        assert encoder["unexpected_keys_not_decoder"] == ([] if variant == "t5.1.0"
+                                                          else ["lm_head.weight"])  # fmt: skip
+        assert result["encoder_parameters_equal"]
+        assert result["max_abs_encoder_states_diff"] == 0.0
+        tied, gated = variant == "t5.1.0", variant != "t5.1.0"
+        assert result["hf_config"] == {
+            "class": classes[variant] + "Config", "model_type": classes[variant].lower(),
+            "feed_forward_proj": "gated-gelu" if gated else "relu", "is_gated_act": gated,
+            "dense_act_fn": "gelu_new" if gated else "relu", "tie_word_embeddings": tied,
+            "vocab_size": 101, "d_model": 16, "d_kv": 6, "d_ff": 24, "num_heads": 3,
+            "num_layers": 2, "num_decoder_layers": 2, "relative_attention_num_buckets": 8,
+            "relative_attention_max_distance": 16, "layer_norm_epsilon": 1e-6,
+            "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
+        }  # fmt: skip
+        assert result["tensors_as_save_pretrained"]
+        out = Path(convert(ROOT / variant / "tf" / "model.ckpt", tmp_path / variant,
+                           to="safetensors", config=ROOT / variant / "config.json"))  # fmt: skip
+        digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+        assert digest == result["sha256"], variant
+        assert sorted(load_file(out / "model.safetensors")) == result["tensors"]
+        written = json.loads((out / "config.json").read_text())
+        assert written["architectures"] == result["architectures"]
+        assert {k: written[k] for k in ("model_type", "feed_forward_proj", "dense_act_fn",
+                                        "is_gated_act", "tie_word_embeddings")} == {
+            k: result["hf_config"][k] for k in ("model_type", "feed_forward_proj",
+                                                "dense_act_fn", "is_gated_act",
+                                                "tie_word_embeddings")}  # fmt: skip
