@@ -33,7 +33,7 @@ class FeedForward(keras.layers.Layer):
     >>> FeedForward(16, activation="gelu_tanh")(np.zeros((2, 3, 4), "float32")).shape
     (2, 3, 4)
     >>> gated = FeedForward(16, activation=["gelu_tanh", "linear"])
-    >>> gated(np.zeros((2, 3, 4), "float32")).shape, [d.name for d in gated.inner_denses]
+    >>> gated(np.zeros((2, 3, 4), "float32")).shape, [d.name for d in gated.inner_denses()]
     ((2, 3, 4), ['intermediate', 'intermediate_1'])
     """
 
@@ -54,8 +54,12 @@ class FeedForward(keras.layers.Layer):
         activations = list(activation) if isinstance(activation, (list, tuple)) else [activation]
         if not activations:
             raise ValueError("FeedForward: activation must be a name or a non-empty list.")
-        self.inner_denses = [
-            Dense(
+        # One attribute per inner projection (not a list): Keras saves a layer's weights
+        # under its attribute names, so plain feed-forwards keep the paths of files saved
+        # before gating existed (.../feed_forward/intermediate_dense/vars/0).
+        self.branches = len(activations)
+        for index, name in enumerate(activations):
+            dense = Dense(
                 units,
                 activation=get_activation(name),
                 use_bias=use_bias,
@@ -63,13 +67,19 @@ class FeedForward(keras.layers.Layer):
                 dtype=self.dtype_policy,
                 name="intermediate" if index == 0 else f"intermediate_{index}",
             )
-            for index, name in enumerate(activations)
-        ]
-        self.intermediate_dense = self.inner_denses[0]
+            setattr(self, "intermediate_dense" if index == 0 else f"intermediate_dense_{index}",
+                    dense)  # fmt: skip
         self.output_dense = None
 
+    def inner_denses(self):
+        """The inner projections, ``intermediate`` first (one unless gated). A method, not a
+        property: Keras saves whatever layers a layer's attributes hold, under their names."""
+        return [self.intermediate_dense] + [
+            getattr(self, f"intermediate_dense_{index}") for index in range(1, self.branches)
+        ]
+
     def build(self, input_shape):
-        for dense in self.inner_denses:
+        for dense in self.inner_denses():
             dense.build(input_shape)
         self.output_dense = Dense(
             input_shape[-1],
@@ -81,8 +91,8 @@ class FeedForward(keras.layers.Layer):
         self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
 
     def call(self, inputs):
-        x = self.inner_denses[0](inputs)
-        for dense in self.inner_denses[1:]:
+        x = self.intermediate_dense(inputs)
+        for dense in self.inner_denses()[1:]:
             x = x * dense(inputs)
         return self.output_dense(x)
 
