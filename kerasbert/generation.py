@@ -53,6 +53,28 @@ def incremental_model(builder, max_length):
     return steps[max_length]
 
 
+def num_compilations(builder):
+    """The XLA compilations of the cached steps kept with ``builder`` so far (every cache
+    size together; 0 on backends other than JAX, or before any generation).
+
+    Args:
+        builder: a builder that :func:`generate` or a :class:`CachedLMGenerator` ran on.
+
+    Example:
+
+    >>> import kerasbert
+    >>> builder = kerasbert.build_transformer_model(
+    ...     {"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 1,
+    ...      "num_attention_heads": 2, "intermediate_size": 16},
+    ...     application="lm", with_mlm=True, return_keras_model=False)
+    >>> _ = generate(builder, [2, 5, 7], 4)
+    >>> num_compilations(builder)  # the prompt's width (4) and width 1
+    2
+    """
+    steps = builder.__dict__.get(_STEPS_ATTRIBUTE, {})
+    return sum(step.num_compilations for step in steps.values())
+
+
 def _check_builder(builder):
     """``(table_rows, outputs_logits, generated segment id)`` of an lm / unilm builder."""
     if getattr(builder, "application", None) not in ("lm", "unilm"):
