@@ -1,6 +1,7 @@
 """Run every benchmark in sequence and write BENCHMARKS.md at the repository root.
 
-Order: forward inference, training step, sentence encoding, tokenizer, checkpoint loading.
+Order: forward inference, training step, sentence encoding, tokenizer, checkpoint loading,
+cached generation.
 Each runs as its own process with this interpreter (so: the bench venv), its output shown
 as it comes and kept, with its JSON, in ``--results`` (default ``build/bench``, ignored by
 git). BENCHMARKS.md then holds the machine (CPU model, cores, RAM), package versions, the
@@ -12,7 +13,9 @@ date, each benchmark's tables, and the ratios the performance targets are about:
 * no XLA recompilation after warm-up;
 * RoFormer, RoFormer v2 and ELECTRA (issue 18): float32 forward within 5 % of XLA's
   matmuls alone, forward and training step never slower than keras-hub (RoFormer v2,
-  ELECTRA), the rotary embedding under 3 % of the forward at 512 tokens (RoFormer v1, v2).
+  ELECTRA), the rotary embedding under 3 % of the forward at 512 tokens (RoFormer v1, v2);
+* GPT-2-small cached greedy generation (issue 19) at least 1.5x HF torch's tokens/s, no
+  recompilation after warm-up, per-token cost flat in the prefix length.
 
 A full run should take about 45 minutes on the project's 2-core machine, plus the bf16
 variants (bench/README.md has the breakdown). Run it on a quiet machine: every script waits
@@ -105,6 +108,26 @@ BENCHMARKS = {
         False,
     ),
     "load": ("bench_load.py", ["--no-crc"], [], True),
+    "generate": (
+        "bench_generate.py",
+        [],
+        shlex.split(
+            "--layers 2 --hidden 64 --heads 2 --intermediate 128 --vocab 500 --positions 128 "
+            "--prompt-len 8 --new-tokens 8 --prefixes 8,32 --batches 1,2 --wait-idle 0 "
+            "--repeats 2 --step-repeats 3"
+        ),
+        True,
+    ),
+    # Issue 19: T5-base v1.1 summarization-shaped generation (bench_generate_t5.py).
+    "generate-t5": (
+        "bench_generate_t5.py",
+        [],
+        shlex.split(
+            "--layers 2 --hidden 64 --heads 2 --d-kv 32 --d-ff 128 --vocab 500 --source-len 64 "
+            "--new-tokens 8 --curve-tokens 32 --repeats 2 --wait-idle 0"
+        ),
+        True,
+    ),
 }
 TARGET_SPEEDUP = 1.1
 TARGET_PEAK = 0.85
@@ -116,6 +139,11 @@ TARGET_FLOOR = 1.05
 TARGET_NOT_SLOWER = 1.0
 TARGET_ROTARY = 0.03
 ROTARY_TOKENS = 512
+# Issue 19: cached GPT-2 generation at least 1.5x HF torch's tokens/s; the per-token cost
+# flat in the prefix length, read as: the slowest step over the prefixes at most 10 % slower
+# than the fastest.
+TARGET_GENERATE = 1.5
+TARGET_FLAT = 1.10
 
 
 def parse_args(argv=None):
@@ -405,6 +433,12 @@ def targets_section(records):
                 [f"cosine agreement > {cosine['target']}", "kerasbert vs sentence-transformers",
                  f"min {cosine['min']:.6f}", verdict(cosine["below_target"] == 0)]
             )  # fmt: skip
+    generate = records.get("generate", {}).get("data")
+    if generate:
+        rows += generate_targets(generate)
+    t5_generate = records.get("generate-t5", {}).get("data")
+    if t5_generate:
+        rows += t5_generate_report().target_rows(t5_generate)
     if not rows:
         return []
     out = ["## Targets", "", md_table(["target", "case", "measured", "status"], rows), ""]
@@ -414,6 +448,88 @@ def targets_section(records):
         "",
     ]
     return out
+
+
+def generate_targets(data):
+    """Issue 19's rows: tokens/s against HF torch, recompilations, the flat step curve."""
+    rows = []
+    shape = f"{data['args']['prompt_len']} + {data['args']['new_tokens']} tokens"
+    for g in data["generation"]:
+        s = g["summary"]
+        if "kb_over_torch" in s:
+            rows.append(
+                [f"GPT-2 greedy generation >= {TARGET_GENERATE}x HF torch tokens/s",
+                 f"batch {g['batch']}, {shape}", fmt_ratio(s["kb_over_torch"]),
+                 verdict(s["kb_over_torch"] >= TARGET_GENERATE)]
+            )  # fmt: skip
+        kb = next(r for r in g["results"] if r["name"] == "kerasbert")
+        if "recompilations_after_warmup" in kb:
+            value = kb["recompilations_after_warmup"]
+            rows.append(
+                ["generation: recompilations after warm-up = 0", f"batch {g['batch']}",
+                 str(value), verdict(value == 0)]
+            )  # fmt: skip
+    for batch, flat in data["flatness"].items():
+        value = flat.get("kerasbert")
+        if value is not None:
+            prefixes = ", ".join(str(p) for p in data["args"]["prefix_lengths"])
+            rows.append(
+                [f"per-token cost flat in the prefix (slowest / fastest <= {TARGET_FLAT})",
+                 f"batch {batch}, prefixes {prefixes}", f"{value:.2f}",
+                 verdict(value <= TARGET_FLAT)]
+            )  # fmt: skip
+    return rows
+
+
+def generate_section(record):
+    data = record["data"]
+    args = data["args"]
+    out = ["## Cached generation (GPT-2 small, greedy)", ""]
+    out += [f"`{record['command']}` ({record['seconds'] / 60:.1f} min)", ""]
+    out += [f"Workload: {data['what']}. Random weights, shared by kerasbert and torch.", ""]
+    rows = []
+    for g in data["generation"]:
+        for r in g["results"]:
+            if r["status"] != "ok":
+                rows.append([g["batch"], r["name"], r["status"], *["-"] * 5])
+                continue
+            ratio = g["summary"]["tokens_per_s"].get("kerasbert", 0) / r["tokens_per_s"]
+            rows.append(
+                [g["batch"], r["name"], f"{r['median_s']:.3f}", f"{r['min_s']:.3f}",
+                 f"{r['tokens_per_s']:.1f}", "base" if r["name"] == "kerasbert" else
+                 f"{ratio:.2f}x", f"{r['other_load']:.2f}",
+                 r.get("recompilations_after_warmup", "-")]
+            )  # fmt: skip
+    headers = ["batch", "candidate", "median s", "min s", "tokens/s", "kb speedup", "other",
+               "recompilations after warm-up"]  # fmt: skip
+    out += [md_table(headers, rows), ""]
+    for g in data["generation"]:
+        same = g.get("kerasbert_vs_torch_ids")
+        if "torch" in g["summary"]["tokens_per_s"]:
+            words = "identical" if same is None else f"first differ at (row, step) {same}"
+            out += [f"Batch {g['batch']}: kerasbert's ids vs torch's: {words}.", ""]
+    names = ["kerasbert", "torch", "xla matmuls only"]
+    rows = []
+    for c in data["steps"]:
+        ok = {r["name"]: r for r in c["results"] if r["status"] == "ok"}
+        cells = [f"{ok[n]['median_s'] * 1e3:.2f}" if n in ok else "-" for n in names]
+        load = max((r["other_load"] for r in ok.values()), default=0.0)
+        rows.append([c["batch"], c["prefix"], *cells, f"{load:.2f}"])
+    out += [
+        f"One decoding step (ms, median) after a cached prefix; kerasbert's cache has "
+        f"{args['positions']} positions:",
+        "",
+        md_table(["batch", "prefix", *[f"{n} ms" for n in names], "other"], rows),
+        "",
+    ]
+    return out
+
+
+def t5_generate_report():
+    """bench_generate_t5.py, whose report functions import nothing heavy."""
+    import bench_generate_t5
+
+    return bench_generate_t5
 
 
 def suite_section(title, record):
@@ -606,6 +722,8 @@ def write_report(args, info, records, started):
         "encode": encode_section,
         "tokenizer": lambda r: log_section("Tokenizer throughput", r, not_noise),
         "load": lambda r: log_section("Checkpoint loading (BERT-base, TF format)", r, not_noise),
+        "generate-t5": lambda r: t5_generate_report().report_section(r),
+        "generate": generate_section,
     }
     for name, record in records.items():
         wants_data = BENCHMARKS[name][3]
