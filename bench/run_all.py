@@ -495,7 +495,7 @@ def generate_section(record):
         if "torch" in g["summary"]["tokens_per_s"]:
             words = "identical" if same is None else f"first differ at (row, step) {same}"
             out += [f"Batch {g['batch']}: kerasbert's ids vs torch's: {words}.", ""]
-    names = ["kerasbert", "torch", "xla matmuls only"]
+    names = ["kerasbert", "kerasbert[heads-first cache]", "torch", "xla matmuls only"]
     rows = []
     for c in data["steps"]:
         ok = {r["name"]: r for r in c["results"] if r["status"] == "ok"}
