@@ -20,7 +20,7 @@ import numpy as np
 from kerasbert.compilation import bucket_length, make_buckets
 from kerasbert.errors import ConfigError
 from kerasbert.models.decoding import IncrementalModel
-from kerasbert.snippets.decoders import AutoRegressiveDecoder
+from kerasbert.snippets.decoders import CachedStepDecoder
 
 METHODS = ("greedy", "beam", "sample")
 # The model's last layer (GPT-2, BERT's MLM head, RoFormer v2's tied output): its
@@ -110,7 +110,7 @@ def _check_positive_int(name, value, allow_none=False):
         raise ConfigError(f"generation: {name} must be a positive int, got {value!r}.")
 
 
-class CachedLMGenerator(AutoRegressiveDecoder):
+class CachedLMGenerator(CachedStepDecoder):
     """bert4keras's decoder (beam search, top-k / top-p sampling) over a cached LM step.
 
     ``inputs`` of :meth:`beam_search` and :meth:`random_sample` is ``[token_ids]`` (GPT-2,
@@ -193,28 +193,6 @@ class CachedLMGenerator(AutoRegressiveDecoder):
             step = incremental_model(self.builder, int(states["token_ids"].shape[1]))
         outputs, cache = step(token_ids, segment_ids, states)
         return outputs[:, -1], cache
-
-    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
-    def _predict_probas(self, inputs, output_ids, states):
-        return self._next_scores(inputs, output_ids, states)
-
-    @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
-    def _predict_logits(self, inputs, output_ids, states):
-        return self._next_scores(inputs, output_ids, states)
-
-    def predict(self, inputs, output_ids, states=None, temperature=1, rtype="probas"):
-        """Next-id scores for each row and the updated cache (``AutoRegressiveDecoder``'s
-        ``predict``, completed by ``wraps(use_states=True)`` for the model's outputs).
-
-        Args:
-            inputs: ``[token_ids]`` or ``[token_ids, segment_ids]``, one row per candidate.
-            output_ids: ``(rows, t)`` the ids generated so far.
-            states: None on the first step, else the cache the previous step returned.
-            temperature: softmax temperature.
-            rtype: ``"probas"`` or ``"logits"`` (log-probabilities), what is returned.
-        """
-        predict = self._predict_logits if self.outputs_logits else self._predict_probas
-        return predict(inputs, output_ids, states, temperature, rtype)
 
 
 def greedy(builder, prompts, max_new_tokens, end_id=None):

@@ -15,7 +15,7 @@ from keras import ops
 from kerasbert.compilation import bucket_length, make_buckets
 from kerasbert.errors import ConfigError
 from kerasbert.models.decoding import CompiledSteps, logger
-from kerasbert.snippets.decoders import AutoRegressiveDecoder
+from kerasbert.snippets.decoders import CachedStepDecoder
 
 
 class T5IncrementalDecoder:
@@ -247,7 +247,7 @@ class T5IncrementalDecoder:
         return np.pad(tokens, ((0, 0), (0, 1 + max_new_tokens - tokens.shape[1])))
 
 
-class T5Generator(AutoRegressiveDecoder):
+class T5Generator(CachedStepDecoder):
     """bert4keras's decoder (beam search, top-k / top-p sampling) over T5's cached decoder.
 
     ``inputs`` of :meth:`beam_search` and :meth:`random_sample` is ``[source_ids]`` of one
@@ -299,16 +299,3 @@ class T5Generator(AutoRegressiveDecoder):
             ids = output_ids[:, -1:]
         outputs, cache = self.decoder.step(ids, states)
         return outputs[:, -1], cache
-
-    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
-    def _predict_probas(self, inputs, output_ids, states):
-        return self._next_scores(inputs, output_ids, states)
-
-    @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
-    def _predict_logits(self, inputs, output_ids, states):
-        return self._next_scores(inputs, output_ids, states)
-
-    def predict(self, inputs, output_ids, states=None, temperature=1, rtype="probas"):
-        """Next-id scores for each row and the updated cache (see ``AutoRegressiveDecoder``)."""
-        predict = self._predict_logits if self.outputs_logits else self._predict_probas
-        return predict(inputs, output_ids, states, temperature, rtype)

@@ -362,6 +362,44 @@ class AutoRegressiveDecoder:
         return results
 
 
+class CachedStepDecoder(AutoRegressiveDecoder):
+    """An :class:`AutoRegressiveDecoder` whose model call is a cached step.
+
+    Subclasses implement ``_next_scores(inputs, output_ids, states)``, returning the
+    model's outputs at the last position and the updated cache (the decoder's ``states``,
+    whose rows follow the beams and samples), and set ``outputs_logits`` when the model's
+    head outputs logits rather than probabilities; :meth:`predict` then scores with the
+    right ``wraps`` conversion (kerasbert's :class:`kerasbert.generation.CachedLMGenerator`
+    and :class:`kerasbert.models.t5_decoding.T5Generator`).
+    """
+
+    outputs_logits = False
+
+    def _next_scores(self, inputs, output_ids, states):
+        raise NotImplementedError
+
+    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+    def _predict_probas(self, inputs, output_ids, states):
+        return self._next_scores(inputs, output_ids, states)
+
+    @AutoRegressiveDecoder.wraps(default_rtype="logits", use_states=True)
+    def _predict_logits(self, inputs, output_ids, states):
+        return self._next_scores(inputs, output_ids, states)
+
+    def predict(self, inputs, output_ids, states=None, temperature=1, rtype="probas"):
+        """Next-id scores for each row and the updated cache.
+
+        Args:
+            inputs: the model inputs, one row per candidate.
+            output_ids: ``(rows, t)`` the ids generated so far.
+            states: None on the first step, else the cache the previous step returned.
+            temperature: softmax temperature.
+            rtype: ``"probas"`` or ``"logits"`` (log-probabilities), what is returned.
+        """
+        predict = self._predict_logits if self.outputs_logits else self._predict_probas
+        return predict(inputs, output_ids, states, temperature, rtype)
+
+
 def _masks_padding(model):
     """Whether ``model`` ignores right-padding with id 0: a kerasbert model, whose token
     embedding masks id 0 in every attention layer."""
