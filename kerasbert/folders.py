@@ -29,6 +29,7 @@ Example:
 (False, 128, 'tokenizer_config.json')
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -224,6 +225,31 @@ def find_file(folder, names):
         if os.path.isfile(path):
             return path
     return None
+
+
+def find_vocabulary(folder):
+    """A model folder's vocabulary file, or None: ``vocab.txt`` (WordPiece), else
+    ``vocab.json`` with ``merges.txt`` beside it (byte-level BPE, GPT-2), else
+    ``spiece.model`` or the folder's only other ``*.model`` (SentencePiece: T5, mT5,
+    ALBERT's original releases name it e.g. ``30k-clean.model``).
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "vocab.json").write_text("{}"), (folder / "merges.txt").write_text("")
+    >>> pathlib.Path(find_vocabulary(folder)).name
+    'vocab.json'
+    """
+    found = find_file(folder, VOCAB_NAMES)
+    if found is None and os.path.isfile(os.path.join(os.fspath(folder), "merges.txt")):
+        found = find_file(folder, ("vocab.json",))
+    if found is None:
+        found = find_file(folder, ("spiece.model",))
+    if found is None:
+        models = sorted(glob.glob(os.path.join(glob.escape(os.fspath(folder)), "*.model")))
+        found = models[0] if len(models) == 1 and os.path.isfile(models[0]) else None
+    return found
 
 
 def _sha256(path, chunk=1 << 20):

@@ -484,7 +484,7 @@ def open_model(name_or_folder, index=None, progress=True, timeout=60.0):
     """
     from kerasbert.checkpoints import resolve_checkpoint
     from kerasbert.errors import CheckpointError
-    from kerasbert.folders import CONFIG_NAMES, VOCAB_NAMES, find_file, read_settings
+    from kerasbert.folders import CONFIG_NAMES, find_file, find_vocabulary, read_settings
 
     path = Path(os.fspath(name_or_folder))
     if path.is_dir():
@@ -506,7 +506,7 @@ def open_model(name_or_folder, index=None, progress=True, timeout=60.0):
             checkpoint = Path(resolve_checkpoint(path)[1])
         except CheckpointError:
             checkpoint = None
-        vocab = find_file(path, VOCAB_NAMES)
+        vocab = find_vocabulary(path)
         return LocalModel(path, Path(config), checkpoint, vocab and Path(vocab),
                           read_settings(path))  # fmt: skip
     if os.sep in str(name_or_folder) or path.exists():
@@ -578,7 +578,8 @@ def build_pretrained(name, index=None, **kwargs):
         raise KerasBertError(f"Model folder {str(local.folder)!r} has no checkpoint to load.")
     if local.vocab is None:
         raise KerasBertError(
-            f"Model folder {str(local.folder)!r} has no vocabulary (vocab.txt or *.model)."
+            f"Model folder {str(local.folder)!r} has no vocabulary (vocab.txt, vocab.json + "
+            "merges.txt, or a SentencePiece *.model)."
         )
     if local.settings.model is not None:
         kwargs.setdefault("model", local.settings.model)

@@ -149,3 +149,27 @@ def test_packaged_index_is_the_top_level_file():
     packaged = importlib.resources.files("kerasbert").joinpath("weights_index.yaml")
     top = pathlib.Path(__file__).resolve().parents[1] / "weights_index.yaml"
     assert packaged.read_text(encoding="utf-8") == top.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "family, files, tokenizer",
+    [
+        ("gpt2", ["gpt2_tiny/hf/config.json", "gpt2_tiny/hf/model.safetensors",
+                  "gpt2_tiny/vocab.json", "gpt2_tiny/merges.txt"], "BPETokenizer"),
+        ("t5", ["t5_tiny/t5.1.1/config.json", "t5_tiny/t5.1.1/model.safetensors",
+                "sentencepiece/t5.model"], "SpTokenizer"),
+    ],
+)  # fmt: skip
+def test_folders_of_generative_models_find_their_vocabulary(family, files, tokenizer, tmp_path):
+    """GPT-2's vocab.json + merges.txt and T5's SentencePiece model configure the
+    tokenizer of a model folder, as vocab.txt does for BERT."""
+    import shutil
+
+    for name in files:
+        shutil.copy(FIXTURES / name, tmp_path)
+    model, found = build_pretrained(str(tmp_path))
+    assert type(found).__name__ == tokenizer
+    assert len(found.tokenize("hello world")) > 0
+    os.remove(tmp_path / os.path.basename(files[-1]))
+    with pytest.raises(KerasBertError, match="has no vocabulary"):
+        build_pretrained(str(tmp_path))
