@@ -2,11 +2,12 @@
 
 import logging
 
+import keras
 import numpy as np
 import pytest
 
 import kerasbert
-from kerasbert.models import IncrementalModel
+from kerasbert.models import IncrementalModel, copy_cache
 from kerasbert.snippets import AutoRegressiveDecoder, pad_batch, sequence_padding
 
 CONFIG = {"vocab_size": 30, "hidden_size": 16, "num_hidden_layers": 2, "embedding_size": 8,
@@ -104,6 +105,26 @@ def test_chunks_of_any_width_equal_the_full_model():
         step(ids[:, :1], segments[:, :1], cache)
     with pytest.raises(kerasbert.ConfigError, match="max_length <= 512"):
         IncrementalModel(builder, max_length=513)
+
+
+def test_a_step_takes_over_its_cache_and_a_copy_branches():
+    """The cache is heads-first and updated in place (the step owns the buffers it is
+    given); reusing a consumed cache is a clear error, and a copy branches from it."""
+    builder = _builder("nezha", "lm")
+    step = IncrementalModel(builder, max_length=12)
+    ids = np.array([[2, 5, 9, 3], [2, 7, 3, 4]], "int32")
+    _, cache = step(ids, np.zeros_like(ids))
+    assert cache["keys"][0].shape == (2, 2, 12, 8)  # (batch, heads, positions, size)
+    branch = copy_cache(cache)
+    new = np.array([[6], [8]], "int32")
+    first, after = step(new, np.zeros_like(new), cache)
+    assert after["length"] == 5
+    if keras.backend.backend() == "jax":  # donated: the step wrote into these buffers
+        assert cache["keys"][0].is_deleted() and not after["keys"][0].is_deleted()
+        with pytest.raises(kerasbert.ConfigError, match="already passed to a step"):
+            step(new, np.zeros_like(new), cache)
+    again, _ = step(new, np.zeros_like(new), branch)
+    np.testing.assert_array_equal(again, first)
 
 
 def test_steps_compile_once_per_batch_and_width(caplog):

@@ -23,7 +23,7 @@ from kerasbert.families import detect_checkpoint, detect_from_config
 from kerasbert.layers.buckets import relative_position_buckets
 from kerasbert.models.t5 import MT5, T5, T5_1_0
 from kerasbert.models.t5_decoding import T5Generator, T5IncrementalDecoder
-from kerasbert.snippets import AutoRegressiveDecoder
+from kerasbert.snippets import AutoRegressiveDecoder, _select_rows
 
 ROOT = FIXTURES / "t5_tiny"
 VARIANTS = ["t5.1.0", "t5.1.1", "mt5.1.1"]
@@ -156,6 +156,25 @@ def test_cached_decoding_equals_full_recompute(cross_position_bias):
         outputs, cache = decoder.step(target[:, start:end], cache)
         pieces.append(outputs)
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cross_position_bias", [False, True])
+def test_one_source_serves_every_row_without_copies(cross_position_bias):
+    """A 1-row source decodes any number of target rows (beams, samples) as if it were
+    repeated for each, and follows the beam's row reordering as it is."""
+    g = _g("t5.1.1")
+    t5 = _build("t5.1.1", cross_position_bias=cross_position_bias)
+    decoder = T5IncrementalDecoder(t5, max_length=8)
+    source = g["encoder_ids"][1:2]
+    target = np.array([[0, 5, 6], [0, 7, 8], [0, 9, 9]], "int32")
+    shared = decoder.start(source)
+    shared = _select_rows(shared, np.zeros(3, int), 1)  # as the beam search's first step
+    assert shared["source"].batch == 1 and shared["token_ids"].shape[0] == 3
+    repeated = decoder.start(np.repeat(source, 3, axis=0))
+    got, shared = decoder.step(target, shared)
+    expected, _ = decoder.step(target, repeated)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    assert shared["source"].select_rows(np.array([2, 0]), 3) is shared["source"]
 
 
 def _greedy(decoder, source, steps):

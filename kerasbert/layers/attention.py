@@ -47,6 +47,20 @@ def _materialized(x):
     return jax.lax.reduce_precision(x, exponent_bits=info.nexp, mantissa_bits=info.nmant)
 
 
+def _cache_einsum(equation, a, b):
+    """An attention product with a decoding cache's heads-first keys or values as ``b``.
+
+    ``mixed_einsum``'s float32 path lays both operands out as one batch-first dot, which
+    for ``b`` means a transposed copy of the whole cache in every decoding step (a copy per
+    layer of all cached keys, and XLA then copies the values too); ``keras.ops.einsum``
+    leaves the layout to XLA, which reads the cache where it is. 16-bit operands keep
+    ``mixed_einsum`` for its float32 accumulation.
+    """
+    if keras.backend.standardize_dtype(a.dtype) in ("float32", "float64"):
+        return ops.einsum(equation, a, b)
+    return mixed_einsum(equation, a, b)
+
+
 @keras.saving.register_keras_serializable(package="kerasbert")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head scaled dot-product attention (bert4keras's ``MultiHeadAttention``).
@@ -179,28 +193,49 @@ class MultiHeadAttention(keras.layers.Layer):
         o = ops.reshape(o, (batch, length, self.heads * self.head_size))
         return self.output_dense(o)
 
-    def attention_logits(self, qw, kw, relative_positions):
-        """Raw logits ``(batch, heads, q_len, k_len)``; subclasses add position terms."""
+    def attention_logits(self, qw, kw, relative_positions, heads_first=False):
+        """Raw logits ``(batch, heads, q_len, k_len)``; subclasses add position terms.
+
+        ``kw`` is ``(batch, k_len, heads, size)``, or with ``heads_first``
+        ``(batch, heads, k_len, size)``: the layout of a decoding cache, where keys are
+        appended along ``k_len`` and read by every step (see :meth:`attend`).
+        """
+        if heads_first:
+            return _cache_einsum("bthd,bhsd->bhts", qw, kw)
         return mixed_einsum("bthd,bshd->bhts", qw, kw)
 
-    def attention_output(self, probs, vw, relative_positions):
-        """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms."""
+    def attention_output(self, probs, vw, relative_positions, heads_first=False):
+        """Weighted values ``(batch, q_len, heads, head_size)``; subclasses add terms.
+        ``vw`` is laid out as ``kw`` in :meth:`attention_logits`."""
+        if heads_first:
+            return ops.cast(_cache_einsum("bhts,bhsd->bthd", probs, vw), vw.dtype)
         return ops.cast(mixed_einsum("bhts,bshd->bthd", probs, vw), vw.dtype)
 
-    def attend(self, qw, kw, vw, bias, key_mask, scale, training, relative_positions=None):
-        """The einsum path: logits, bias, key mask, float32 softmax, dropout, values."""
+    def attend(self, qw, kw, vw, bias, key_mask, scale, training, relative_positions=None,
+               heads_first=False):  # fmt: skip
+        """The einsum path: logits, bias, key mask, float32 softmax, dropout, values.
+
+        ``heads_first``: ``kw`` and ``vw`` are ``(batch, heads, k_len, size)``, the layout
+        cached decoding keeps them in. In the ``(batch, k_len, heads, size)`` layout of the
+        layer's own call, each product over a long cache first transposes all of it (XLA
+        copies the keys and values to put the heads outside); a cache that is heads-first
+        already is read in place.
+        """
         # Mixed precision: the logits are float32, as in the fused kernel: on JAX
         # mixed_einsum accumulates 16-bit q·k into a float32 result (rounded to 16 bits,
         # large logits lose the differences the softmax depends on); scale, bias, mask and
         # softmax then run in float32. Probabilities go back to v's dtype for the product
         # with the values.
-        logits = ops.cast(self.attention_logits(qw, kw, relative_positions), "float32") * scale
+        logits = self.attention_logits(qw, kw, relative_positions, heads_first=heads_first)
+        logits = ops.cast(logits, "float32") * scale
         if bias is not None:
             logits = logits + ops.cast(bias, "float32")
         logits = sequence_masking(logits, key_mask, "-inf", axis=-1)
         probs = ops.softmax(logits, axis=-1)
         probs = self.dropout(ops.cast(probs, vw.dtype), training=training)
-        return self.attention_output(_materialized(probs), vw, relative_positions)
+        return self.attention_output(
+            _materialized(probs), vw, relative_positions, heads_first=heads_first
+        )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0][:-1]) + (self.out_dim,)

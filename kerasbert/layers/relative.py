@@ -178,13 +178,14 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     # first ((t, batch * heads, ...) layouts) lets XLA run them as one batched GEMM, faster
     # on CPU than the equivalent einsum on the (batch, heads, t, ...) layout (bench/README.md,
     # NEZHA in "Families").
-    def attention_logits(self, qw, kw, relative_positions):
-        logits = super().attention_logits(qw, kw, relative_positions)
+    def attention_logits(self, qw, kw, relative_positions, heads_first=False):
+        logits = super().attention_logits(qw, kw, relative_positions, heads_first=heads_first)
         if len(relative_positions.shape) == 2:  # one row per distance (see split_inputs)
             # Mixed precision: q·r accumulates into float32 like q·k (see attention_logits).
             q = ops.transpose(qw, (0, 2, 1, 3))
             by_distance = mixed_einsum("bhtd,rd->bhtr", q, ops.cast(relative_positions, qw.dtype))
-            return logits + _pairs_from_distances(by_distance, ops.shape(kw)[1])
+            k_len = ops.shape(kw)[2 if heads_first else 1]
+            return logits + _pairs_from_distances(by_distance, k_len)
         batch, length = ops.shape(qw)[0], ops.shape(qw)[1]
         q = ops.reshape(ops.transpose(qw, (1, 0, 2, 3)), (length, -1, self.key_size))
         # Mixed precision: q·r_ij accumulates into float32 like q·k (see attention_logits).
@@ -192,8 +193,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         relative = ops.reshape(relative, (length, batch, self.heads, -1))
         return logits + ops.transpose(relative, (1, 2, 0, 3))
 
-    def attention_output(self, probs, vw, relative_positions):
-        output = super().attention_output(probs, vw, relative_positions)
+    def attention_output(self, probs, vw, relative_positions, heads_first=False):
+        output = super().attention_output(probs, vw, relative_positions, heads_first=heads_first)
         if len(relative_positions.shape) == 2:  # one row per distance (see split_inputs)
             by_distance = _distances_from_pairs(probs)
             table = ops.cast(relative_positions, probs.dtype)

@@ -6,7 +6,7 @@ come from the family registry (:mod:`kerasbert.families`), so adding a family ad
 """
 
 from kerasbert import families
-from kerasbert.models.decoding import IncrementalModel
+from kerasbert.models.decoding import IncrementalModel, copy_cache
 from kerasbert.models.export import (
     mapping_for_model,
     model_arrays,
@@ -51,6 +51,7 @@ __all__ = [
     "RematModel",
     "Transformer",
     "build_transformer_model",
+    "copy_cache",
     "extend_with_language_model",
     "extend_with_unified_language_model",
     "mapping_for_model",

@@ -15,7 +15,12 @@ The cache has a fixed size: ``max_length`` positions are allocated on the first 
 keys and values are written in place at the current length (``slice_update``, i.e. XLA's
 dynamic-update-slice) and a mask hides the unfilled positions. On JAX one step is one jitted
 function whose shapes do not depend on how many tokens are cached, so decoding compiles once
-per batch size and chunk width, not once per step.
+per batch size and chunk width, not once per step. Two choices keep a step's cost close to
+its matmuls': the keys and values are stored heads-first, ``(batch, heads, positions,
+size)``, the layout the attention products read (in the layers' own ``(batch, positions,
+heads, size)`` XLA copies the whole cache into that layout in every step), and the step
+takes over the cache's buffers (JAX donation), so writing the new positions does not copy
+the rest (bench/README.md, the cache-layout ablation of ``bench_generate.py``).
 """
 
 import itertools
@@ -35,6 +40,19 @@ _STEP_NAME = "kerasbert_incremental_step"
 _STEP_IDS = itertools.count()
 
 
+def empty_heads_first(batch, attention, positions, size):
+    """Zeros for one block's cached keys (``size="key"``) or values (``"head"``) of
+    ``attention`` (a MultiHeadAttention): ``(batch, heads, positions, size)``."""
+    width = attention.key_size if size == "key" else attention.head_size
+    return ops.zeros((batch, attention.heads, positions, width), attention.compute_dtype)
+
+
+def write_heads_first(cached, heads, past):
+    """``cached`` ``(batch, heads, positions, size)`` with the new ``heads``
+    ``(batch, n, heads, size)`` written at positions ``past, ..., past + n - 1``."""
+    return ops.slice_update(cached, (0, 0, past, 0), ops.transpose(heads, (0, 2, 1, 3)))
+
+
 class CompiledSteps:
     """A function of a model's variables, jitted (JAX) with the variables as arguments, so
     that its compiled programs depend on the shapes of its other arguments only.
@@ -45,13 +63,18 @@ class CompiledSteps:
         function: ``function(*args)`` computed with the layers of the model; under
             ``keras.StatelessScope`` it reads the variables' values passed in.
 
+        donate_argnums: positions among ``args`` whose arrays the compiled function takes
+            over (JAX buffer donation): a decoding cache passed there is updated in place
+            instead of copied at every step, and is unusable after the call.
+
     Calling it returns ``(outputs, compiled)``: whether that call compiled a new program.
     On other backends the function runs eagerly and nothing is counted.
     """
 
-    def __init__(self, variables, function):
+    def __init__(self, variables, function, donate_argnums=()):
         self._variables = list(variables)
         self._inner = function
+        self._donate = tuple(i + 1 for i in donate_argnums)  # after the variables' values
         self._name = f"{_STEP_NAME}_{next(_STEP_IDS)}"
         self._compilations = CompilationCounter(name=self._name)
         self.function = None
@@ -81,12 +104,54 @@ class CompiledSteps:
                 return stateless(*arguments)
 
             step.__name__ = step.__qualname__ = self._name
-            self.function = jax.jit(step)
+            self.function = jax.jit(step, donate_argnums=self._donate)
         values = [v.value for v in self._variables]
         before = self._compilations.count
         with self._compilations:
             outputs = self.function(values, *args)
         return outputs, self._compilations.count > before
+
+
+def check_cache_alive(cache, owner):
+    """Raise a ConfigError when ``cache``'s arrays were handed to an earlier step.
+
+    A step takes over (donates) the buffers of the cache it is given and returns the
+    updated cache in new ones; the old dict's arrays are deleted. Calling again with the
+    old dict is a mistake (usually: keeping the first cache to branch from it); JAX's own
+    error ("Array has been deleted") does not say what to do.
+    """
+    for arrays in cache.values():
+        for array in arrays if isinstance(arrays, list) else [arrays]:
+            is_deleted = getattr(array, "is_deleted", None)
+            if is_deleted is not None and is_deleted():
+                raise ConfigError(
+                    f"{owner}: this cache was already passed to a step, which took over "
+                    "its arrays and returned the updated cache in new ones; pass the "
+                    "cache the last step returned. To decode several continuations from "
+                    "one cache, copy it first (copy_cache(cache)) for each branch."
+                )
+
+
+def copy_cache(cache):
+    """A copy of a decoding cache whose arrays a step may take over while ``cache`` lives.
+
+    Example:
+
+    >>> import numpy as np
+    >>> cache = {"keys": [np.zeros((1, 2, 4, 3))], "length": 1}
+    >>> copy = copy_cache(cache)
+    >>> copy["length"], copy["keys"][0] is cache["keys"][0]
+    (1, False)
+    """
+    copied = {}
+    for name, arrays in cache.items():
+        if isinstance(arrays, list):
+            copied[name] = [ops.copy(a) for a in arrays]
+        elif hasattr(arrays, "shape"):
+            copied[name] = ops.copy(arrays)
+        else:
+            copied[name] = arrays
+    return copied
 
 
 class IncrementalModel:
@@ -107,8 +172,11 @@ class IncrementalModel:
 
     The cache is a dict of device arrays with one row per sequence (``token_ids``,
     ``segment_ids``: ``(batch, max_length)``; per block ``keys`` / ``values``:
-    ``(batch, max_length, heads, size)``) and ``length``, the filled positions (an int), so
+    ``(batch, heads, max_length, size)``) and ``length``, the filled positions (an int), so
     :class:`kerasbert.snippets.AutoRegressiveDecoder` can reorder its rows with the beams.
+    On JAX a step takes over the arrays of the cache it is given (they are updated in
+    place): pass each step the cache the previous one returned, and :func:`copy_cache`
+    one to branch from it.
     A chunk of ``n`` ids is padded to a width from ``1, 2, 4, ...`` (at most ``max_length``),
     so on JAX a step compiles once per batch size and width (``num_compilations``; each
     compilation is logged at INFO on the ``kerasbert.models.decoding`` logger).
@@ -154,7 +222,7 @@ class IncrementalModel:
             )
         self.max_length = int(max_length)
         self.widths = make_buckets(self.max_length, start=1)
-        self._steps = CompiledSteps(builder.model.variables, self._step)
+        self._steps = CompiledSteps(builder.model.variables, self._step, donate_argnums=(0,))
 
     @property
     def num_compilations(self):
@@ -234,12 +302,13 @@ class IncrementalModel:
             vw = attention._split_heads(attention.value_dense(h), attention.head_size)
             # Rotary embeddings rotate the new heads at their positions before caching.
             qw, kw, vw, relative = attention.position_heads(qw, kw, vw, position_input)
-            kw = ops.slice_update(cache["keys"][index], (0, past, 0, 0), kw)
-            vw = ops.slice_update(cache["values"][index], (0, past, 0, 0), vw)
+            kw = write_heads_first(cache["keys"][index], kw, past)
+            vw = write_heads_first(cache["values"][index], vw, past)
             keys.append(kw)
             values.append(vw)
             scale = 1.0 / attention.key_size**0.5 if attention.attention_scale else 1.0
-            o = attention.attend(qw, kw, vw, bias, key_mask, scale, False, relative)
+            o = attention.attend(qw, kw, vw, bias, key_mask, scale, False, relative,
+                                 heads_first=True)  # fmt: skip
             o = ops.reshape(o, (batch, width, attention.heads * attention.head_size))
             feed_forward = self.layers[f"{prefix}-FeedForward"]
             feed_forward_norm = self.layers[f"{prefix}-FeedForward-Norm"]
@@ -273,9 +342,8 @@ class IncrementalModel:
                  "keys": [], "values": []}  # fmt: skip
         for prefix in self.blocks:
             attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
-            dtype = attention.compute_dtype
-            cache["keys"].append(ops.zeros(shape + (attention.heads, attention.key_size), dtype))
-            cache["values"].append(ops.zeros(shape + (attention.heads, attention.head_size), dtype))
+            cache["keys"].append(empty_heads_first(batch, attention, self.max_length, "key"))
+            cache["values"].append(empty_heads_first(batch, attention, self.max_length, "head"))
         return cache
 
     def _run(self, cache, token_ids, segment_ids, past, count):
@@ -314,6 +382,8 @@ class IncrementalModel:
                 f"IncrementalModel: {past} cached + {count} new positions exceed "
                 f"max_length={self.max_length}; build it with a larger max_length."
             )
+        if cache is not None:
+            check_cache_alive(cache, "IncrementalModel")
         if cache is not None and cache["token_ids"].shape[0] != batch:
             raise ConfigError(
                 f"IncrementalModel: the cache has {cache['token_ids'].shape[0]} rows but "

@@ -6,7 +6,9 @@ Each decoder step then runs only the new target positions through the decoder's 
 values of the earlier positions and to the source's precomputed ones. Shapes do not depend
 on how many tokens are cached: on JAX a step compiles once per batch size, width and
 source bucket (sources are padded to lengths from ``16, 32, 64, ...``; the padding is
-masked like any other).
+masked like any other). As in :class:`~kerasbert.models.IncrementalModel`, keys and values
+are kept heads-first and the step updates the self-attention cache in place; one source
+is shared by all the rows decoded from it (a beam's candidates, samples), without copies.
 """
 
 import numpy as np
@@ -14,8 +16,38 @@ from keras import ops
 
 from kerasbert.compilation import bucket_length, make_buckets
 from kerasbert.errors import ConfigError
-from kerasbert.models.decoding import CompiledSteps, logger
-from kerasbert.snippets.decoders import CachedStepDecoder
+from kerasbert.models.decoding import (
+    CompiledSteps,
+    check_cache_alive,
+    empty_heads_first,
+    logger,
+    write_heads_first,
+)
+from kerasbert.snippets.decoders import CachedStepDecoder, _select_rows
+
+
+class EncodedSource:
+    """A batch of sources as the decoder steps read them.
+
+    ``arrays``: ``mask`` ``(batch, length)`` (true at real ids) and per decoder block the
+    cross-attention ``keys`` / ``values`` ``(batch, heads, length, size)``. A single source
+    (batch 1) serves any number of target rows: the step attends every row's queries to its
+    keys and values, and :meth:`select_rows` (called by the beam search as it reorders the
+    candidates) keeps it as it is, so a beam of 4 over a 512-id source neither copies nor
+    gathers its keys and values. A batch of several sources follows the rows.
+    """
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    @property
+    def batch(self):
+        return self.arrays["mask"].shape[0]
+
+    def select_rows(self, rows, num_rows):
+        if self.batch == 1:
+            return self
+        return EncodedSource(_select_rows(self.arrays, rows, num_rows))
 
 
 class T5IncrementalDecoder:
@@ -33,7 +65,10 @@ class T5IncrementalDecoder:
     (``(batch, n)``, the first call starting with the start id 0) and returns the
     decoder's outputs for them (probabilities, or logits with ``with_lm="linear"``) and
     the updated cache. The cache's arrays have one row per sequence, so a beam search can
-    reorder them (:class:`kerasbert.snippets.AutoRegressiveDecoder` does).
+    reorder them (:class:`kerasbert.snippets.AutoRegressiveDecoder` does); its ``source``
+    (an :class:`EncodedSource`) has one row per source, or one for all rows. On JAX a
+    step takes over the cache it is given: pass each step the cache the previous one
+    returned (``copy_cache`` one to branch from it).
 
     Example:
 
@@ -69,7 +104,7 @@ class T5IncrementalDecoder:
         self.source_lengths = make_buckets(self.max_source_length, start=16)
         variables = builder.model.variables
         self._encode = CompiledSteps(variables, self._encode_source)
-        self._step = CompiledSteps(variables, self._decode_step)
+        self._step = CompiledSteps(variables, self._decode_step, donate_argnums=(0,))
 
     @property
     def num_compilations(self):
@@ -81,19 +116,31 @@ class T5IncrementalDecoder:
 
     # -- traced functions -----------------------------------------------------------------
     def _encode_source(self, source_ids):
-        """Encoder states, their mask and every block's cross-attention keys and values."""
+        """The sources' mask and every block's cross-attention keys and values (heads-first)."""
         states = self.builder.encoder(source_ids)
-        mask = source_ids != 0
         keys, values = [], []
         for prefix in self._blocks():
             attention = self.layers[f"{prefix}-MultiHeadCrossAttention"]
-            keys.append(attention._split_heads(attention.key_dense(states), attention.key_size))
-            values.append(
-                attention._split_heads(attention.value_dense(states), attention.head_size)
-            )
-        return {"mask": mask, "cross_keys": keys, "cross_values": values}
+            k = attention._split_heads(attention.key_dense(states), attention.key_size)
+            v = attention._split_heads(attention.value_dense(states), attention.head_size)
+            keys.append(ops.transpose(k, (0, 2, 1, 3)))
+            values.append(ops.transpose(v, (0, 2, 1, 3)))
+        return {"mask": source_ids != 0, "keys": keys, "values": values}
 
-    def _decode_step(self, cache, token_ids, past, count):
+    def _cross_attend(self, attention, qw, source, index, bias):
+        """Cross-attention of the rows' queries ``(rows, width, heads, size)`` to block
+        ``index``'s source keys and values; ``(rows, width, heads * size)``."""
+        rows, width = qw.shape[0], qw.shape[1]
+        keys, values = source["keys"][index], source["values"][index]
+        if keys.shape[0] == 1 and rows > 1:  # one source for every row: one attention
+            qw = ops.reshape(qw, (1, rows * width) + tuple(qw.shape[2:]))
+            if bias is not None:
+                bias = ops.tile(bias, (1, 1, rows, 1))
+        o = attention.attend(qw, keys, values, bias, source["mask"], 1.0, False,
+                             heads_first=True)  # fmt: skip
+        return ops.reshape(o, (rows, width, -1))
+
+    def _decode_step(self, cache, source, token_ids, past, count):
         layers = self.layers
         batch, width = token_ids.shape
         all_ids = ops.slice_update(cache["token_ids"], (0, past), token_ids)
@@ -105,7 +152,7 @@ class T5IncrementalDecoder:
         self_bias = position_layer.bias(positions, slots, causal=True)
         cross_bias = None
         if self.builder.cross_position_bias:
-            source_slots = ops.arange(cache["mask"].shape[1], dtype="int32")
+            source_slots = ops.arange(source["mask"].shape[1], dtype="int32")
             cross_bias = position_layer.bias(positions, source_slots)
 
         x = layers["Embedding-Token"](token_ids)
@@ -116,21 +163,18 @@ class T5IncrementalDecoder:
             qw = attention._split_heads(attention.query_dense(h), attention.key_size)
             kw = attention._split_heads(attention.key_dense(h), attention.key_size)
             vw = attention._split_heads(attention.value_dense(h), attention.head_size)
-            kw = ops.slice_update(cache["keys"][index], (0, past, 0, 0), kw)
-            vw = ops.slice_update(cache["values"][index], (0, past, 0, 0), vw)
+            kw = write_heads_first(cache["keys"][index], kw, past)
+            vw = write_heads_first(cache["values"][index], vw, past)
             keys.append(kw)
             values.append(vw)
-            o = attention.attend(qw, kw, vw, self_bias, key_mask, 1.0, False)
+            o = attention.attend(qw, kw, vw, self_bias, key_mask, 1.0, False, heads_first=True)
             x = x + attention.output_dense(ops.reshape(o, (batch, width, -1)))
 
             cross = layers[f"{prefix}-MultiHeadCrossAttention"]
             h = layers[f"{prefix}-MultiHeadCrossAttention-Norm"](x)
             qw = cross._split_heads(cross.query_dense(h), cross.key_size)
-            o = cross.attend(
-                qw, cache["cross_keys"][index], cache["cross_values"][index], cross_bias,
-                cache["mask"], 1.0, False,
-            )  # fmt: skip
-            x = x + cross.output_dense(ops.reshape(o, (batch, width, -1)))
+            o = self._cross_attend(cross, qw, source, index, cross_bias)
+            x = x + cross.output_dense(o)
             x = x + layers[f"{prefix}-FeedForward"](layers[f"{prefix}-FeedForward-Norm"](x))
 
         x = layers["Decoder-Output-Norm"](x)
@@ -142,8 +186,7 @@ class T5IncrementalDecoder:
             else:
                 x = layers["Embedding-Token"](x, mode="dense")
             x = layers["Decoder-Output-LM-Activation"](x)
-        new_cache = dict(cache, token_ids=all_ids, keys=keys, values=values)
-        return x, new_cache
+        return x, {"token_ids": all_ids, "keys": keys, "values": values}
 
     # -- calls ------------------------------------------------------------------------------
     def start(self, source_ids):
@@ -163,19 +206,16 @@ class T5IncrementalDecoder:
             )
         padded = bucket_length(length, self.source_lengths)
         ids = np.pad(source_ids.astype("int32"), ((0, 0), (0, padded - length)))
-        cache, compiled = self._encode(ids)
+        source, compiled = self._encode(ids)
         if compiled:
             logger.info("T5IncrementalDecoder: compiled the encoding of batch %d, source %d",
                         batch, padded)  # fmt: skip
-        shape = (batch, self.max_length)
-        cache["token_ids"] = ops.zeros(shape, "int32")
-        cache["keys"], cache["values"] = [], []
+        cache = {"token_ids": ops.zeros((batch, self.max_length), "int32"), "keys": [],
+                 "values": [], "source": EncodedSource(source), "length": 0}  # fmt: skip
         for prefix in self._blocks():
             attention = self.layers[f"{prefix}-MultiHeadSelfAttention"]
-            dtype = attention.compute_dtype
-            cache["keys"].append(ops.zeros(shape + (attention.heads, attention.key_size), dtype))
-            cache["values"].append(ops.zeros(shape + (attention.heads, attention.head_size), dtype))
-        cache["length"] = 0
+            cache["keys"].append(empty_heads_first(batch, attention, self.max_length, "key"))
+            cache["values"].append(empty_heads_first(batch, attention, self.max_length, "head"))
         return cache
 
     def step(self, token_ids, cache):
@@ -193,21 +233,27 @@ class T5IncrementalDecoder:
                 f"T5IncrementalDecoder: {past} cached + {count} new positions exceed "
                 f"max_length={self.max_length}; build it with a larger max_length."
             )
-        if cache["token_ids"].shape[0] != batch:
+        check_cache_alive(cache, "T5IncrementalDecoder")
+        source = cache["source"]
+        if cache["token_ids"].shape[0] != batch or source.batch not in (1, batch):
             raise ConfigError(
-                f"T5IncrementalDecoder: the cache has {cache['token_ids'].shape[0]} rows but "
-                f"token_ids has {batch}; select the cache rows that go with the new ids."
+                f"T5IncrementalDecoder: the cache has {cache['token_ids'].shape[0]} rows (of "
+                f"{source.batch} sources) but token_ids has {batch}; select the cache rows "
+                "that go with the new ids."
             )
         width = min(bucket_length(count, self.widths), self.max_length - past)
         ids = np.pad(token_ids.astype("int32"), ((0, 0), (0, width - count)))
-        arrays = {k: v for k, v in cache.items() if k != "length"}
-        (outputs, new_cache), compiled = self._step(arrays, ids, np.int32(past), np.int32(count))
+        arrays = {k: cache[k] for k in ("token_ids", "keys", "values")}
+        (outputs, new_cache), compiled = self._step(
+            arrays, source.arrays, ids, np.int32(past), np.int32(count)
+        )
         if compiled:
             logger.info(
-                "T5IncrementalDecoder: compiled a step for batch %d, width %d, source %d "
-                "(%d compilations so far)", batch, width, cache["mask"].shape[1],
-                self.num_compilations,
+                "T5IncrementalDecoder: compiled a step for batch %d (%d sources), width %d, "
+                "source %d (%d compilations so far)", batch, source.batch, width,
+                source.arrays["mask"].shape[1], self.num_compilations,
             )  # fmt: skip
+        new_cache["source"] = source
         new_cache["length"] = past + count
         return np.asarray(ops.convert_to_numpy(outputs))[:, :count], new_cache
 

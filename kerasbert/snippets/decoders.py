@@ -102,9 +102,15 @@ def softmax(x, axis=-1):
 
 
 def _select_rows(states, rows, num_rows):
-    """Take ``rows`` of every array in ``states`` whose leading axis has ``num_rows`` rows."""
+    """Take ``rows`` of every array in ``states`` whose leading axis has ``num_rows`` rows.
+
+    A leaf with a ``select_rows(rows, num_rows)`` method selects its own rows (e.g. an
+    encoded source that one row shares with every candidate returns itself).
+    """
     if states is None:
         return None
+    if hasattr(states, "select_rows"):
+        return states.select_rows(rows, num_rows)
     if isinstance(states, dict):
         return {k: _select_rows(v, rows, num_rows) for k, v in states.items()}
     if isinstance(states, (list, tuple)):
@@ -132,7 +138,8 @@ class AutoRegressiveDecoder:
     return afterwards. Unlike bert4keras, the decoder keeps states aligned with the
     candidates: every array in ``states`` (nested in lists, tuples or dicts) whose leading
     axis has one entry per row is re-indexed as rows are repeated, reordered by the beam or
-    dropped when finished; other leaves pass through unchanged. For kerasbert's LM / UniLM
+    dropped when finished; a leaf with a ``select_rows(rows, num_rows)`` method does that
+    itself; other leaves pass through unchanged. For kerasbert's LM / UniLM
     models, :class:`kerasbert.models.IncrementalModel` returns exactly such a cache of past
     keys and values, so ``predict`` processes only the newest id.
 
