@@ -35,15 +35,11 @@ after a cached prefix of that length:
 * ``kerasbert`` -- one ``IncrementalModel`` with a 1024-position cache (every prefix fits),
   so every prefix runs the same compiled step: its cost is flat by construction, and that
   of the full 1024 positions (``generate`` picks the smallest power of two that holds the
-  decoding, 256 for the workload above);
-* ``kerasbert[heads-first cache]`` -- an ablation: the same step with the cache stored as
-  ``(batch, heads, positions, size)`` instead of ``IncrementalModel``'s ``(batch, positions,
-  heads, size)`` and its buffers donated to the step (``donate_argnums``, so the cache is
-  updated in place), attention written out for GPT-2's plain heads
-  (:class:`HeadsFirstStep`). It measures what the layout and the copies cost: with
-  ``(batch, positions, heads, size)`` XLA:CPU transposes every layer's keys and values into
-  the batched-matmul layout at each step, and without donation it copies the whole cache
-  to update one position;
+  decoding, 256 for the workload above). Its keys and values are stored heads-first and
+  each step takes over the cache's buffers (updated in place). An ablation of that layout
+  from before it was ``IncrementalModel``'s is in BENCHMARKS.md ("GPT-2 cached generation
+  (issue 19)"): the layers' ``(batch, positions, heads, size)`` layout without donation
+  cost 3.5x at batch 8;
 * ``torch`` -- ``model(next_ids, past_key_values=cache)`` after a prefill; HF's cache grows,
   and is cropped back to the prefix after each timed step;
 * ``xla matmuls only`` -- the step's matrix products alone in one jitted function (per layer
@@ -89,7 +85,6 @@ PEER_CHOICES = ("all", "none", "torch", "keras-hub")
 STEP_CACHE = "kerasbert"
 MATMULS_ONLY = "xla matmuls only"
 TORCH_1 = "torch[1 thread]"
-HEADS_FIRST = "kerasbert[heads-first cache]"
 TARGET_SPEEDUP = 1.5
 
 
@@ -371,99 +366,14 @@ def kerasbert_step(builder, batch, prefix, args, state):
         ids = np.random.default_rng(prefix).integers(1, args.vocab, size=(batch, prefix + 1))
         _, cache = step(ids[:, :prefix])
         new = ids[:, prefix:].astype("int32")
-        out = {}
-
-        def run():
-            out["logits"] = step(new, None, cache)[0]
-
-        info = {"method": f"IncrementalModel step, {args.positions}-position cache"}
-        return run, lambda: out["logits"], info
-
-    return build
-
-
-def heads_first_step_class():
-    """:class:`HeadsFirstStep`, defined on first use (kerasbert imported late)."""
-    import jax
-    from keras import ops
-
-    from kerasbert.models import IncrementalModel
-
-    class HeadsFirstStep(IncrementalModel):
-        """``IncrementalModel`` for GPT-2 with a ``(batch, heads, positions, size)`` cache
-        whose buffers the step takes over (donated): the bench's layout ablation."""
-
-        def __init__(self, builder, max_length):
-            super().__init__(builder, max_length=max_length)
-            steps = self._steps
-            stateless = steps._stateless
-
-            def step(*arguments):
-                return stateless(*arguments)
-
-            step.__name__ = step.__qualname__ = steps._name
-            steps.function = jax.jit(step, donate_argnums=(1,))
-
-        def _empty_cache(self, batch):
-            rows = (batch, self.max_length)
-            cache = {"token_ids": ops.zeros(rows, "int32"), "segment_ids": ops.zeros(rows, "int32"),
-                     "keys": [], "values": []}  # fmt: skip
-            for prefix in self.blocks:
-                a = self.layers[f"{prefix}-MultiHeadSelfAttention"]
-                cache["keys"].append(ops.zeros((batch, a.heads, self.max_length, a.key_size)))
-                cache["values"].append(ops.zeros((batch, a.heads, self.max_length, a.head_size)))
-            return cache
-
-        def _step(self, cache, token_ids, segment_ids, past, count):
-            batch, width = token_ids.shape
-            if cache is None:
-                cache = self._empty_cache(batch)
-            all_ids = ops.slice_update(cache["token_ids"], (0, past), token_ids)
-            positions = past + ops.arange(width, dtype="int32")
-            bias = self._attention_bias(cache["segment_ids"], positions)
-            filled = ops.arange(self.max_length, dtype="int32")[None, :] < past + count
-            visible = ops.logical_and(all_ids != 0, filled)[:, None, None, :]
-            x = self._embed(token_ids, segment_ids, positions)
-            keys, values = [], []
-            for index, prefix in enumerate(self.blocks):
-                a = self.layers[f"{prefix}-MultiHeadSelfAttention"]
-                h = self.layers[f"{prefix}-MultiHeadSelfAttention-Norm"](x)
-                q = a._split_heads(a.query_dense(h), a.key_size)
-                k = ops.transpose(a._split_heads(a.key_dense(h), a.key_size), (0, 2, 1, 3))
-                v = ops.transpose(a._split_heads(a.value_dense(h), a.head_size), (0, 2, 1, 3))
-                k = ops.slice_update(cache["keys"][index], (0, 0, past, 0), k)
-                v = ops.slice_update(cache["values"][index], (0, 0, past, 0), v)
-                keys.append(k)
-                values.append(v)
-                logits = ops.einsum("bthd,bhsd->bhts", q, k) / a.key_size**0.5 + bias
-                p = ops.softmax(ops.where(visible, logits, -1e30), axis=-1)
-                o = ops.reshape(ops.einsum("bhts,bhsd->bthd", p, v), (batch, width, -1))
-                x = x + a.output_dense(o)
-                norm = self.layers[f"{prefix}-FeedForward-Norm"]
-                x = x + self.layers[f"{prefix}-FeedForward"](norm(x))
-            x = self.layers["Output-Norm"](x)
-            x = self.layers["LM-Activation"](self.layers["Embedding-Token"](x, mode="dense"))
-            new_cache = {"token_ids": all_ids, "segment_ids": cache["segment_ids"],
-                         "keys": keys, "values": values}  # fmt: skip
-            return x, new_cache
-
-    return HeadsFirstStep
-
-
-def heads_first_step(builder, batch, prefix, args, state):
-    def build():
-        step = state.get("heads_first")
-        if step is None:
-            step = state["heads_first"] = heads_first_step_class()(builder, args.positions)
-        ids = np.random.default_rng(prefix).integers(1, args.vocab, size=(batch, prefix + 1))
-        _, cache = step(ids[:, :prefix])
-        new = ids[:, prefix:].astype("int32")
         out = {"cache": cache}
 
-        def run():  # the cache is donated: each step continues from the last one's
-            out["logits"], out["cache"] = step(new, None, out["cache"])
+        def run():  # a step takes over its cache: each continues from the last one's
+            out["logits"], cache = step(new, None, out["cache"])
+            cache["length"] = prefix  # the same position again: the same prefix each time
+            out["cache"] = cache
 
-        info = {"method": f"heads-first {args.positions}-position cache, donated, in place"}
+        info = {"method": f"IncrementalModel step, {args.positions}-position cache"}
         return run, lambda: out["logits"], info
 
     return build
@@ -549,9 +459,6 @@ def run_steps(args, model, builder):
         state = {}
         for prefix in args.prefix_lengths:
             candidates = [(STEP_CACHE, kerasbert_step(builder, batch, prefix, args, state))]
-            if type(builder).__name__ == "GPT2":
-                candidates.append((HEADS_FIRST, heads_first_step(builder, batch, prefix, args,
-                                                                 state)))  # fmt: skip
             if args.peers in ("all", "torch"):
                 candidates.append(("torch", torch_step(model, batch, prefix, args)))
             candidates.append((MATMULS_ONLY, matmuls_step(batch, prefix, args)))
@@ -575,7 +482,7 @@ def run_steps(args, model, builder):
 
 
 def print_steps(curves, args):
-    names = [STEP_CACHE, HEADS_FIRST, "torch", MATMULS_ONLY]
+    names = [STEP_CACHE, "torch", MATMULS_ONLY]
     print("\n== per-step milliseconds (median) against the prefix length")
     for batch in args.batch_sizes:
         print(f"batch {batch}: " + "  ".join(f"{n:>28}" for n in names) + "   other")
@@ -608,7 +515,7 @@ def main(argv=None):
     curves = run_steps(args, model, builder)
     flat = {}
     for batch in args.batch_sizes:
-        names = (STEP_CACHE, HEADS_FIRST, "torch", MATMULS_ONLY)
+        names = (STEP_CACHE, "torch", MATMULS_ONLY)
         flat[batch] = {n: flatness(curves, n, batch) for n in names}
         words = ", ".join(f"{n} {v:.2f}" for n, v in flat[batch].items() if v is not None)
         print(f"step time slowest/fastest over the prefixes, batch {batch}: {words}")
