@@ -8,6 +8,7 @@ Commands:
     verify     read every tensor of a checkpoint and check it (checksums, dtypes, NaN, sizes)
     encode     sentences to vectors (.npy or .jsonl), configured as the model folder says
     demo       sentence similarity with the real all-MiniLM-L6-v2
+    serve      a bert-as-service server (bert-as-service's own option names: -port, ...)
 
 Every input is checked before a model loads. Bad input exits with status 2 and one line,
 ``kerasbert: error: ...``, naming the flag; ``--debug`` shows the traceback instead.
@@ -284,6 +285,28 @@ def _demo(args):
     return 0
 
 
+def _serve(args):
+    from kerasbert.serving.options import options_from_args
+
+    options = options_from_args(args)
+    try:
+        import zmq  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "kerasbert serve needs pyzmq: pip install 'kerasbert[serve]'"
+        ) from None
+    import logging
+
+    from kerasbert.serving.server import BertServer
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("kerasbert.serving").setLevel(logging.INFO)
+    server = BertServer(options)
+    server.install_signal_handlers()
+    server.serve_forever()
+    return 0
+
+
 def build_parser():
     """The argument parser of the ``kerasbert`` command."""
     from kerasbert import __version__
@@ -365,6 +388,17 @@ def build_parser():
 
     p = command("demo", "sentence similarity with the real all-MiniLM-L6-v2", _demo)
     p.add_argument("sentences", nargs="*", help="sentences (default: four examples)")
+
+    from kerasbert.serving.options import add_arguments
+
+    p = command(
+        "serve",
+        "a bert-as-service 1.10 server: the real bert-serving-client (BertClient, "
+        "ConcurrentBertClient, HTTP) talks to it unchanged; requests from all clients are "
+        "merged into length-bucketed batches",
+        _serve,
+    )
+    add_arguments(p)
     return parser
 
 

@@ -42,3 +42,7 @@ class Keras2ArgumentError(KerasBertError, ValueError):
 class SnippetError(KerasBertError, ValueError):
     """A helper of :mod:`kerasbert.snippets` (or the shape buckets of
     :mod:`kerasbert.compilation`) got arguments it cannot work with."""
+
+
+class ServingError(KerasBertError, ValueError):
+    """A request ``kerasbert serve`` cannot encode, or a server option that cannot work."""

@@ -168,8 +168,12 @@ class Transformer:
         inputs = self.get_inputs()
         self.attention_bias = self.compute_attention_bias(inputs)
         outputs = self.apply_embeddings(inputs)
+        # Each block's output, for what reads inner layers (bert-as-service's
+        # pooling_layer, kerasbert.serving): HF's hidden_states[1:].
+        self.block_outputs = []
         for index in range(self.num_hidden_layers):
             outputs = self.apply_main_layers(outputs, index)
+            self.block_outputs.append(outputs)
         outputs = self.apply_final_layers(outputs)
         model_class = RematModel if self.gradient_checkpointing else keras.Model
         self.model = model_class(inputs, outputs, name=self.name)
