@@ -146,4 +146,7 @@ class Batcher:
                 job.results[row] = vector
                 job.remaining -= 1
                 if job.remaining == 0:
-                    job.on_done(job)
+                    try:
+                        job.on_done(job)
+                    except Exception:  # noqa: BLE001 (the worker goes on with the others)
+                        logger.exception("sending a reply failed")

@@ -28,7 +28,9 @@ logger = logging.getLogger("kerasbert.serving")
 
 STRATEGIES = ("REDUCE_MEAN", "REDUCE_MAX", "REDUCE_MEAN_MAX", "FIRST_TOKEN", "CLS_TOKEN",
               "LAST_TOKEN", "SEP_TOKEN", "NONE")  # fmt: skip
-_NAMES = (f"kerasbert_serving_{i}" for i in itertools.count())
+# The trailing "_x" ends each name: compile events are matched by substring, and
+# "kerasbert_serving_1" would otherwise count "kerasbert_serving_12"'s too.
+_NAMES = (f"kerasbert_serving_{i}_x" for i in itertools.count())
 
 
 def row_buckets(max_batch_size):

@@ -48,6 +48,8 @@ class ServeOptions:
 
     def check(self):
         """Raise a ServingError (naming the option) for a value that cannot work."""
+        if isinstance(self.pooling_layer, int):
+            self.pooling_layer = [self.pooling_layer]
         for name in ("port", "port_out") + (("http_port",) if self.http_port is not None else ()):
             value = getattr(self, name)
             if not (isinstance(value, int) and 0 < value < 65536):

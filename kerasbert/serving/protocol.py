@@ -76,7 +76,7 @@ def parse_request(frames, max_texts):
         return Request(identity, request_id, command=payload)
     try:
         texts = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("the texts are not UTF-8 JSON", identity, request_id) from None
     try:
         check_texts(texts, max_texts)

@@ -265,11 +265,12 @@ class BertServer:
 
     def _done_job(self, job):
         with self._jobs_lock:
-            jobs = self._jobs.get(job.key[0])
-            if jobs is not None:
-                jobs.discard(job)
-                if not jobs:
-                    del self._jobs[job.key[0]]
+            jobs = self._jobs.get(job.key[0], set())
+            if job not in jobs:  # cancelled meanwhile: _cancel counted it, no reply
+                return
+            jobs.discard(job)
+            if not jobs:
+                del self._jobs[job.key[0]]
         self._finished(job)
 
     def _cancel(self, identity):
@@ -356,7 +357,7 @@ class BertServer:
                 poller.unregister(frontend)
                 logger.info("stopping: finishing %d request(s) in flight", self.in_flight)
             drained = draining_since is not None and (
-                self.in_flight == 0 or time.monotonic() - draining_since > 30
+                self.in_flight <= 0 or time.monotonic() - draining_since > 30
             )
             if drained:
                 break
@@ -367,7 +368,10 @@ class BertServer:
                         frames = frontend.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    self._handle(frames, publish)
+                    try:
+                        self._handle(frames, publish)
+                    except Exception:  # noqa: BLE001 (one bad message must not stop serving)
+                        logger.exception("a request could not be handled")
             if backend in events:
                 while True:
                     try:
@@ -389,6 +393,7 @@ class BertServer:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        backend.setsockopt(zmq.LINGER, 2000)  # the drained replies still go out
         for socket in (frontend, backend, replies):
             socket.close()
         self._context.term()
