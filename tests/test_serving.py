@@ -178,6 +178,7 @@ def test_async_fetch_all_and_concurrent_clients(server):
             if len(fetched) == 6:
                 break
             time.sleep(0.05)
+            bc.receiver.setsockopt(zmq.RCVTIMEO, 60000)
             fetched += list(bc.fetch())
         assert len(fetched) == 6
         first = min(r.id for r in fetched)
@@ -187,6 +188,7 @@ def test_async_fetch_all_and_concurrent_clients(server):
             np.testing.assert_allclose(response.embedding, want, atol=1e-5)
         for _ in range(3):
             bc.encode(TEXTS, blocking=False)
+        bc.receiver.setsockopt(zmq.RCVTIMEO, 60000)
         together = bc.fetch_all(sort=True, concat=True)
         np.testing.assert_allclose(together, np.concatenate([reference] * 3), atol=1e-5)
     pool = ConcurrentBertClient(max_concurrency=8, port=server.options.port,
@@ -372,6 +374,9 @@ def test_the_command_starts_serves_and_drains_on_sigterm(minilm_dir):
             bc.encode(TEXTS * 4, blocking=False)
             time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
+            # fetch() has no timeout of its own (encode resets it): a lost reply must fail
+            # the test, not hang it.
+            bc.receiver.setsockopt(zmq.RCVTIMEO, 60000)
             (response,) = list(bc.fetch())  # the work in flight still comes back
             assert response.embedding.shape == (16, 384)
         finally:
