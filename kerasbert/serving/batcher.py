@@ -77,18 +77,12 @@ class Batcher:
         self._rows = collections.deque()  # (job, row index)
         self._condition = threading.Condition()
         self._stopping = False
-        self.batches = 0
         self.rows_run = 0
 
     def submit(self, job):
         with self._condition:
             self._rows.extend((job, i) for i in range(len(job.features)))
             self._condition.notify()
-
-    @property
-    def waiting(self):
-        """How many rows wait (cancelled ones included until the worker drops them)."""
-        return len(self._rows)
 
     def stop(self):
         """Finish the rows already queued, then end every :meth:`run`."""
@@ -138,7 +132,6 @@ class Batcher:
                         job.error = f"the model failed on this request ({type(e).__name__})"
                         job.on_done(job)
                 continue
-            self.batches += 1
             self.rows_run += len(batch)
             for (job, row), vector in zip(batch, vectors):
                 if job.error is not None or job.cancelled:

@@ -131,8 +131,6 @@ class Engine:
         self.with_segments = len(builder.model.inputs) > 1
         outputs = [builder.block_outputs[i] for i in layers]
         self.model = keras.Model(builder.model.inputs, outputs, name="kerasbert_serving")
-        width = int(builder.block_outputs[-1].shape[-1]) * len(layers)
-        self.dimension = width * (2 if pooling_strategy == "REDUCE_MEAN_MAX" else 1)
         self.special_tokens = set(special_tokens)
         self._name = next(_NAMES)
         self._function = None
